@@ -1,0 +1,45 @@
+import fp from 'fastify-plugin'
+import { HealthReply, ReadyReply, type DependencyState } from '@platform/contracts'
+
+export interface ReadinessCheck {
+  /** Required dependencies make /ready answer 503 when down; optional ones make it "degraded". */
+  required: boolean
+  check: () => Promise<DependencyState> | DependencyState
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    readiness: { add(name: string, check: ReadinessCheck): void; report(): Promise<ReadyReply> }
+  }
+}
+
+/** GET /health (liveness: the process answers) and GET /ready (each dependency's state). */
+export const healthPlugin = fp(
+  async (fastify) => {
+    const checks = new Map<string, ReadinessCheck>()
+    const report = async (): Promise<ReadyReply> => {
+      const results: Record<string, DependencyState> = {}
+      let status: ReadyReply['status'] = 'ready'
+      for (const [name, c] of checks) {
+        const state = await Promise.resolve()
+          .then(c.check)
+          .catch((): DependencyState => 'down')
+        results[name] = state
+        if (state === 'down') status = c.required ? 'unavailable' : status === 'ready' ? 'degraded' : status
+      }
+      return { status, checks: results }
+    }
+    fastify.decorate('readiness', { add: (name: string, c: ReadinessCheck) => void checks.set(name, c), report })
+
+    fastify.get('/health', { schema: { response: { 200: HealthReply } } }, async () => ({
+      status: 'ok' as const,
+      uptime: process.uptime(),
+      timestamp: new Date().toISOString()
+    }))
+    fastify.get('/ready', { schema: { response: { 200: ReadyReply, 503: ReadyReply } } }, async (_request, reply) => {
+      const result = await report()
+      return reply.code(result.status === 'unavailable' ? 503 : 200).send(result)
+    })
+  },
+  { name: 'platform-health', fastify: '5.x' }
+)

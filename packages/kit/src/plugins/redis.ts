@@ -1,0 +1,50 @@
+import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
+
+export interface RedisOptions {
+  url: string
+  keyPrefix: string
+  commandTimeoutMs: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Commands fail at once while Redis is down (no offline queue): callers degrade instead of waiting. */
+    redis: Redis
+  }
+}
+
+export function createRedis(opts: RedisOptions, onError: (err: Error) => void = () => {}): Redis {
+  const redis = new Redis(opts.url, {
+    keyPrefix: opts.keyPrefix,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: opts.commandTimeoutMs,
+    connectTimeout: 2000,
+    retryStrategy: (times) => Math.min(times * 200, 2000)
+  })
+  redis.on('error', onError)
+  return redis
+}
+
+export const redisPlugin = fp<RedisOptions>(
+  async (fastify, opts) => {
+    let lastError = ''
+    const redis = createRedis(opts, (err) => {
+      // One line per distinct failure, not one per reconnect attempt.
+      if (err.message !== lastError) fastify.log.warn({ err }, 'redis error')
+      lastError = err.message
+    })
+    redis.on('ready', () => {
+      if (lastError) fastify.log.info('redis reconnected')
+      lastError = ''
+    })
+    fastify.decorate('redis', redis)
+    fastify.readiness.add('redis', { required: false, check: () => (redis.status === 'ready' ? 'up' : 'down') })
+    fastify.addHook('onClose', async () => {
+      if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect())
+      else redis.disconnect()
+    })
+  },
+  { name: 'platform-redis', fastify: '5.x', dependencies: ['platform-health'] }
+)

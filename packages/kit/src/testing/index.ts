@@ -1,0 +1,6 @@
+export * from './processes.js'
+export * from './proxy.js'
+export * from './database.js'
+export * from './wait.js'
+export * from './tokens.js'
+export * from './events.js'

@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer, connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { waitFor } from './wait.js'
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, host)
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+}
+
+/** A server process of the test's own that it may stop and start again on the same port. */
+export interface Throwaway {
+  url: string
+  port: number
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** Stops it for good and removes its files. */
+  dispose(): Promise<void>
+}
+
+function throwaway(port: number, url: string, command: string, args: string[], cleanup: () => Promise<void>): Throwaway {
+  let child: ChildProcess | null = null
+  const stop = async () => {
+    const c = child
+    child = null
+    if (!c || c.exitCode !== null) return
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve())
+      c.kill('SIGKILL')
+    })
+    await waitFor(async () => !(await portOpen(port)), 5000)
+  }
+  const start = async () => {
+    if (child) return
+    child = spawn(command, args, { stdio: 'ignore' })
+    await waitFor(() => portOpen(port), 10_000)
+  }
+  return {
+    url,
+    port,
+    start,
+    stop,
+    dispose: async () => {
+      await stop()
+      await cleanup()
+    }
+  }
+}
+
+/** A redis-server on a free port that keeps nothing on disk. */
+export async function startRedisServer(): Promise<Throwaway> {
+  const port = await freePort()
+  const t = throwaway(port, `redis://127.0.0.1:${port}`, 'redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'
+  ], async () => {})
+  await t.start()
+  return t
+}
+
+/** A nats-server with JetStream on a free port; its store survives stop/start, like a real restart. */
+export async function startNatsServer(): Promise<Throwaway> {
+  const port = await freePort()
+  const dir = await mkdtemp(join(tmpdir(), 'nats-test-'))
+  const t = throwaway(port, `nats://127.0.0.1:${port}`, 'nats-server', [
+    '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dir, 'store')
+  ], () => rm(dir, { recursive: true, force: true }))
+  await t.start()
+  return t
+}

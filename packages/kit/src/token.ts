@@ -1,0 +1,38 @@
+import { randomUUID } from 'node:crypto'
+import { createSigner } from 'fast-jwt'
+
+export interface TokenClaims {
+  sub: string
+  roles?: string[]
+  sid?: string
+  ttlSeconds?: number
+  [claim: string]: unknown
+}
+
+export interface SigningKey {
+  secret: string
+  issuer?: string | undefined
+  audience?: string | undefined
+}
+
+/** Signs an HS256 JWT: development tokens, the cleanup worker's service tokens, and tests. */
+export function signToken(claims: TokenClaims, key: SigningKey): string {
+  const { ttlSeconds = 3600, ...rest } = claims
+  const sign = createSigner({
+    key: key.secret,
+    algorithm: 'HS256',
+    expiresIn: ttlSeconds * 1000,
+    jti: randomUUID(),
+    ...(key.issuer ? { iss: key.issuer } : {}),
+    ...(key.audience ? { aud: key.audience } : {})
+  })
+  return sign(rest)
+}
+
+/** "90s", "15m", "1h", "7d" or plain seconds. */
+export function parseTtl(ttl: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(ttl.trim())
+  if (!m) throw new Error(`invalid --ttl "${ttl}": use e.g. 90s, 15m, 1h, 7d`)
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd']
+  return Number(m[1]) * unit
+}
