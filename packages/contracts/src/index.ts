@@ -1,4 +1,6 @@
 export * from './errors.js'
 export * from './common.js'
 export * from './events.js'
+export * from './routes.js'
 export * from './named-sessions.js'
+export * from './api.js'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+cd "$(dirname "$0")/../.."
+bash infra/local/setup.sh
 pnpm typecheck
 pnpm lint
 pnpm exec tap "$@"
