@@ -5,13 +5,11 @@ import { ErrorReply } from './errors.js'
 import type { RouteContract } from './routes.js'
 
 /**
- * A title: 1..200 characters once trimmed, no control characters. The service trims before storing,
- * so the pattern only refuses what can never become valid.
+ * A title as sent. The service trims it and then requires 1..200 characters and no control
+ * characters (422 INVALID_TITLE); the schema only bounds the size of what it reads.
  */
 export const SessionTitle = Type.String({
-  minLength: 1,
-  maxLength: 400,
-  pattern: '^[^\\u0000-\\u001f\\u007f]*$',
+  maxLength: 1000,
   description: '1-200 characters after trimming; control characters are refused'
 })
 export const TITLE_MAX_LENGTH = 200

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import { fastifyOptions, loadConfig } from '@platform/kit'
 import {
   TEST_JWT_SECRET,
@@ -45,7 +46,8 @@ export async function build(t: Tap, env: Record<string, string> = {}, schema?: T
     ...env
   })
   const fastify = Fastify(fastifyOptions(config))
-  await fastify.register(app, { config })
+  // fp: the app's decorators (outbox, prisma...) stay visible to the test.
+  await fastify.register(fp(app), { config })
   await fastify.ready()
   t.teardown(async () => {
     await fastify.close()

@@ -31,8 +31,10 @@ export function createPool(opts: DbOptions): pg.Pool {
     keepAlive: true,
     options: `-c search_path="${opts.schema}"`
   })
-  // An idle client that loses its server emits here; without a listener the process would crash.
+  // A client that loses its server emits 'error' (idle ones on the pool, checked-out ones on
+  // themselves); without listeners the process would crash. The query in flight still rejects.
   pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
   return pool
 }
 

@@ -1,0 +1,31 @@
+import t from 'tap'
+import { bearer, testToken } from '@platform/kit/testing'
+import { build } from './helper.js'
+
+t.test('health, readiness and metrics', async (t) => {
+  const { app } = await build(t)
+  const health = await app.inject({ method: 'GET', url: '/health' })
+  t.equal(health.statusCode, 200)
+  t.equal(health.json().status, 'ok')
+  const ready = await app.inject({ method: 'GET', url: '/ready' })
+  t.same(ready.json(), { status: 'ready', checks: { postgres: 'up', redis: 'up', nats: 'up' } })
+
+  await app.inject({ method: 'GET', url: '/api/v1/sessions', headers: bearer(testToken('m')) })
+  await app.inject({ method: 'GET', url: '/api/v1/sessions' })
+  const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+  t.equal(metrics.statusCode, 200)
+  t.match(metrics.headers['content-type'], /^text\/plain/)
+  t.match(metrics.body, /http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/sessions",status_code="200"\} 1/)
+  t.match(metrics.body, /http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/sessions",status_code="401"\} 1/)
+  t.match(metrics.body, /process_resident_memory_bytes/)
+  t.match(metrics.body, /outbox_backlog 0/)
+})
+
+t.test('request ids: a sane client id is kept, a bad one replaced, every reply carries it', async (t) => {
+  const { app } = await build(t)
+  const kept = await app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'abc-123' } })
+  t.equal(kept.headers['x-request-id'], 'abc-123')
+  const replaced = await app.inject({ method: 'GET', url: '/api/v1/sessions', headers: { 'x-request-id': 'bad id\n<script>' } })
+  t.match(replaced.headers['x-request-id'], /^[0-9a-f-]{36}$/)
+  t.equal(replaced.json().requestId, replaced.headers['x-request-id'])
+})

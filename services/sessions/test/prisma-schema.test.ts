@@ -1,0 +1,73 @@
+import t from 'tap'
+import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
+import { readMigrations } from '@platform/kit'
+import { createTestSchema } from '@platform/kit/testing'
+import { PrismaClient } from '../src/generated/prisma/client.js'
+import { migrationsDir } from './helper.js'
+
+t.test('the migrated database and the Prisma schema agree: every model is written and read through the client', async (t) => {
+  const schema = await createTestSchema(migrationsDir, 'sessions')
+  const pool = new pg.Pool({ connectionString: schema.url, max: 2 })
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema: schema.schema }) })
+  t.teardown(async () => {
+    await prisma.$disconnect()
+    await pool.end()
+    await schema.drop()
+  })
+
+  const session = await prisma.namedSession.create({ data: { userId: 'u1', title: 'every field', active: true } })
+  const readBack = await prisma.namedSession.findUniqueOrThrow({ where: { userId_title: { userId: 'u1', title: 'every field' } } })
+  t.same(readBack, session)
+  t.equal(readBack.active, true)
+  t.type(readBack.createdAt, Date)
+  const updated = await prisma.namedSession.update({ where: { id: session.id }, data: { active: false } })
+  t.ok(updated.updatedAt >= session.updatedAt, '@updatedAt is maintained')
+
+  const event = await prisma.outboxEvent.create({
+    data: { id: '6f9619ff-8b86-4d01-b42d-00cf4fc964ff', type: 'sessions.named.created', envelope: { a: [1, 'x'] } }
+  })
+  const sent = await prisma.outboxEvent.update({
+    where: { id: event.id },
+    data: { sentAt: new Date('2026-01-01T00:00:00Z'), attempts: 2, lastError: 'boom' }
+  })
+  t.same(await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } }), sent)
+  t.equal(typeof sent.seq, 'bigint')
+  t.same(sent.envelope, { a: [1, 'x'] })
+
+  const { rows } = await schema.query<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
+    'SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name'
+  )
+  const files = await readMigrations(migrationsDir)
+  t.same(
+    rows.map((r) => [r.migration_name, r.checksum, r.finished_at !== null, r.applied_steps_count]),
+    files.map((m) => [m.name, m.checksum, true, 1]),
+    'recorded as prisma migrate deploy records them (name, sha256 checksum, finished)'
+  )
+})
+
+t.test('every column of the Prisma schema exists with its type, and no other', async (t) => {
+  const schema = await createTestSchema(migrationsDir, 'sessions')
+  t.teardown(() => schema.drop())
+  const { rows } = await schema.query<{ table_name: string; column_name: string; data_type: string; is_nullable: string }>(
+    `SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns
+      WHERE table_schema = $1 AND table_name <> '_prisma_migrations' ORDER BY table_name, ordinal_position`,
+    [schema.schema]
+  )
+  t.same(rows.map((r) => `${r.table_name}.${r.column_name} ${r.data_type}${r.is_nullable === 'YES' ? ' null' : ''}`), [
+    'named_sessions.id uuid',
+    'named_sessions.user_id character varying',
+    'named_sessions.title character varying',
+    'named_sessions.active boolean',
+    'named_sessions.created_at timestamp with time zone',
+    'named_sessions.updated_at timestamp with time zone',
+    'outbox.seq bigint',
+    'outbox.id uuid',
+    'outbox.type character varying',
+    'outbox.envelope jsonb',
+    'outbox.created_at timestamp with time zone',
+    'outbox.sent_at timestamp with time zone null',
+    'outbox.attempts integer',
+    'outbox.last_error text null'
+  ])
+})
