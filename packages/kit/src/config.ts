@@ -27,6 +27,17 @@ export const BaseConfigProperties = {
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_CLOCK_TOLERANCE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
+  /** An identity provider's JWKS: RS256/ES256 tokens are verified with its keys (by `kid`), beside HS256. */
+  JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** Algorithms accepted from the JWKS, comma-separated; HS256 always comes from JWT_SECRET only. */
+  JWT_JWKS_ALGORITHMS: Type.String({ pattern: '^(RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512)(,(RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512))*$', default: 'RS256,ES256' }),
+  /** An unknown `kid` re-fetches the JWKS at most once per this interval, so random kids cannot flood the provider. */
+  JWKS_REFETCH_INTERVAL_SECONDS: Type.Number({ minimum: 0.01, default: 60 }),
+  /** Known keys are refreshed in the background this often (picks up revocations); 0 = only on unknown kids. */
+  JWKS_CACHE_TTL_SECONDS: Type.Number({ minimum: 0, default: 600 }),
+  JWKS_TIMEOUT_MS: Type.Integer({ minimum: 50, default: 3000 }),
+  /** Verified tokens kept in memory (fast-jwt cache; expiry still applies); 0 = no cache. */
+  JWT_VERIFY_CACHE_SIZE: Type.Integer({ minimum: 0, default: 0 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1048576 }),
   OUTBOX_POLL_MS: Type.Integer({ minimum: 10, default: 500 }),
   OUTBOX_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 5000, default: 500 }),

@@ -4,12 +4,12 @@ import type { StreamKey } from '@platform/contracts'
 import { errorHandlerPlugin } from './plugins/error-handler.js'
 import { metricsPlugin } from './plugins/metrics.js'
 import { healthPlugin } from './plugins/health.js'
-import { authPlugin } from './plugins/auth.js'
+import { authOptions, authPlugin } from './plugins/auth.js'
 import { dbPlugin } from './plugins/db.js'
 import { redisPlugin } from './plugins/redis.js'
 import { natsPlugin } from './plugins/nats.js'
 import { outboxRelayPlugin } from './outbox/relay.js'
-import { jwtSecret, type ServiceConfig } from './server.js'
+import type { ServiceConfig } from './server.js'
 
 export interface PlatformOptions {
   config: ServiceConfig
@@ -37,12 +37,7 @@ export const platformPlugins = fp<PlatformOptions>(
     await fastify.register(errorHandlerPlugin)
     await fastify.register(metricsPlugin)
     await fastify.register(healthPlugin)
-    await fastify.register(authPlugin, {
-      secret: jwtSecret(config),
-      ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
-      ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
-      clockToleranceSeconds: config.JWT_CLOCK_TOLERANCE_SECONDS
-    })
+    await fastify.register(authPlugin, authOptions(config))
     if (use.postgres) {
       await fastify.register(dbPlugin, {
         url: config.DATABASE_URL,

@@ -1,8 +1,11 @@
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import type { Role } from '@platform/contracts'
 import { ForbiddenError, TokenExpiredError, TokenInvalidError, TokenMissingError } from '../errors.js'
+import { JwksKeySet, jwtHeader } from '../jwks.js'
+import type { BaseConfig } from '../config.js'
+import { jwtSecret } from '../server.js'
 
 /** Who a verified token speaks for. */
 export interface Principal {
@@ -26,9 +29,25 @@ declare module 'fastify' {
     authenticate: preHandlerAsyncHookHandler
     /** preHandler factory: authenticates, then requires one of the roles. */
     requireRole: (...roles: Role[]) => preHandlerAsyncHookHandler
-    /** Verifies a raw token (WebSocket upgrades); throws TOKEN_* errors. */
+    /**
+     * Verifies a raw token (WebSocket upgrades); throws TOKEN_* errors. Synchronous, so a JWKS token
+     * whose kid is not cached yet fails (and schedules a re-fetch): prefer verifyTokenAsync.
+     */
     verifyToken: (token: string) => Principal
+    /** Verifies a raw token; a JWKS token with an unknown kid waits for the (rate-limited) re-fetch. */
+    verifyTokenAsync: (token: string) => Promise<Principal>
+    /** The identity provider's keys when JWT_JWKS_URL is set, else null. */
+    jwks: JwksKeySet | null
   }
+}
+
+/** RS256/ES256 verification from an identity provider's JWKS, beside HS256. */
+export interface AuthJwksOptions {
+  url: string
+  algorithms: string[]
+  refetchIntervalSeconds: number
+  cacheTtlSeconds: number
+  timeoutMs: number
 }
 
 export interface AuthOptions {
@@ -36,6 +55,31 @@ export interface AuthOptions {
   issuer?: string
   audience?: string
   clockToleranceSeconds: number
+  jwks?: AuthJwksOptions
+  /** Verified tokens kept in memory (fast-jwt cache, expiry still checked); 0 or unset = none. */
+  cacheSize?: number
+}
+
+/** The auth options a service's config describes (JWT_* and JWKS_* variables). */
+export function authOptions(config: BaseConfig): AuthOptions {
+  return {
+    secret: jwtSecret(config),
+    ...(config.JWT_ISSUER ? { issuer: config.JWT_ISSUER } : {}),
+    ...(config.JWT_AUDIENCE ? { audience: config.JWT_AUDIENCE } : {}),
+    clockToleranceSeconds: config.JWT_CLOCK_TOLERANCE_SECONDS,
+    ...(config.JWT_JWKS_URL
+      ? {
+          jwks: {
+            url: config.JWT_JWKS_URL,
+            algorithms: config.JWT_JWKS_ALGORITHMS.split(','),
+            refetchIntervalSeconds: config.JWKS_REFETCH_INTERVAL_SECONDS,
+            cacheTtlSeconds: config.JWKS_CACHE_TTL_SECONDS,
+            timeoutMs: config.JWKS_TIMEOUT_MS
+          }
+        }
+      : {}),
+    cacheSize: config.JWT_VERIFY_CACHE_SIZE
+  }
 }
 
 /** Turns a verified payload into a Principal, refusing tokens without a usable subject. */
@@ -82,7 +126,11 @@ export function bearerToken(header: string | undefined): string {
   return match[1] as string
 }
 
-/** JWT verification (HS256 pinned: `none` and algorithm confusion are refused). */
+/**
+ * JWT verification. HS256 is pinned to the secret; with a JWKS, RS256/ES256 tokens are verified with the
+ * key their kid names, each key pinned to its own algorithm. `none` and algorithm confusion (an HS256
+ * token "signed" with a public key) are refused either way.
+ */
 export const authPlugin = fp<AuthOptions>(
   async (fastify, opts) => {
     await fastify.register(fastifyJwt, {
@@ -92,11 +140,12 @@ export const authPlugin = fp<AuthOptions>(
         algorithms: ['HS256'],
         clockTolerance: opts.clockToleranceSeconds * 1000,
         ...(opts.issuer ? { allowedIss: opts.issuer } : {}),
-        ...(opts.audience ? { allowedAud: opts.audience } : {})
+        ...(opts.audience ? { allowedAud: opts.audience } : {}),
+        ...(opts.cacheSize ? { cache: opts.cacheSize } : {})
       }
     })
 
-    const verifyToken = (token: string): Principal => {
+    const verifyHs256 = (token: string): Principal => {
       let payload: Record<string, unknown>
       try {
         payload = fastify.jwt.verify<Record<string, unknown>>(token)
@@ -105,10 +154,39 @@ export const authPlugin = fp<AuthOptions>(
       }
       return toPrincipal(payload)
     }
+
+    const jwks = opts.jwks ? await startJwks(fastify, opts, opts.jwks) : null
+    fastify.decorate('jwks', jwks)
+
+    const verifyWith = (verify: (token: string) => Record<string, unknown>, token: string): Principal => {
+      let payload: Record<string, unknown>
+      try {
+        payload = verify(token)
+      } catch (err) {
+        throw tokenError(err)
+      }
+      return toPrincipal(payload)
+    }
+
+    const verifyToken = jwks
+      ? (token: string): Principal => {
+          const header = jwtHeader(token)
+          if (!jwks.accepts(header.alg)) return verifyHs256(token)
+          return verifyWith(jwks.keyNow(header).verify, token)
+        }
+      : verifyHs256
+    const verifyTokenAsync = jwks
+      ? async (token: string): Promise<Principal> => {
+          const header = jwtHeader(token)
+          if (!jwks.accepts(header.alg)) return verifyHs256(token)
+          return verifyWith((await jwks.key(header)).verify, token)
+        }
+      : async (token: string): Promise<Principal> => verifyHs256(token)
     fastify.decorate('verifyToken', verifyToken)
+    fastify.decorate('verifyTokenAsync', verifyTokenAsync)
 
     const authenticate = async (request: FastifyRequest, _reply: FastifyReply) => {
-      request.user = verifyToken(bearerToken(request.headers.authorization))
+      request.user = await verifyTokenAsync(bearerToken(request.headers.authorization))
     }
     fastify.decorate('authenticate', authenticate)
     fastify.decorate('requireRole', (...roles: Role[]) => async (request: FastifyRequest, reply: FastifyReply) => {
@@ -120,6 +198,26 @@ export const authPlugin = fp<AuthOptions>(
   },
   { name: 'platform-auth', fastify: '5.x' }
 )
+
+async function startJwks(fastify: FastifyInstance, opts: AuthOptions, jwks: AuthJwksOptions): Promise<JwksKeySet> {
+  const keys = new JwksKeySet(
+    {
+      url: jwks.url,
+      algorithms: jwks.algorithms,
+      refetchIntervalMs: jwks.refetchIntervalSeconds * 1000,
+      refreshIntervalMs: jwks.cacheTtlSeconds * 1000,
+      timeoutMs: jwks.timeoutMs,
+      ...(opts.issuer ? { issuer: opts.issuer } : {}),
+      ...(opts.audience ? { audience: opts.audience } : {}),
+      clockToleranceMs: opts.clockToleranceSeconds * 1000,
+      cacheSize: opts.cacheSize ?? 0
+    },
+    fastify.log
+  )
+  await keys.start()
+  fastify.addHook('onClose', async () => keys.close())
+  return keys
+}
 
 /** The user a request acts for: itself, or with admin role any `?userId=`. */
 export function actingUserId(request: FastifyRequest, requested: string | undefined): string {

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import { ensureStream, streamNameFor } from '../events/streams.js'
+import { waitUntil } from '../wait.js'
 import type { StreamKey } from '@platform/contracts'
 
 export interface NatsOptions {
@@ -96,8 +97,8 @@ export const natsPlugin = fp<NatsOptions>(
         retry = setTimeout(attempt, 1000)
       }
     }
-    // Not awaited: a service starts and serves HTTP while NATS is still unreachable.
-    void attempt()
+    // A service starts and serves HTTP while NATS is still unreachable: wait briefly, never fail.
+    await waitUntil(attempt(), 2500)
 
     const handle: NatsHandle = {
       get connection() {

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
+import { waitUntil } from '../wait.js'
 
 export interface RedisOptions {
   url: string
@@ -40,6 +41,8 @@ export const redisPlugin = fp<RedisOptions>(
       lastError = ''
     })
     fastify.decorate('redis', redis)
+    // Start ready when Redis is there, but never wait long: the service works without it.
+    await waitUntil(new Promise((resolve) => redis.once('ready', resolve)), 2000)
     fastify.readiness.add('redis', { required: false, check: () => (redis.status === 'ready' ? 'up' : 'down') })
     fastify.addHook('onClose', async () => {
       if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect())

@@ -1,11 +1,13 @@
 /** Polls until `check` returns a truthy value; fails with the last value seen after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+export type Truthy<T> = Exclude<T, null | undefined | false | 0 | ''>
+
+export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs = 10_000, intervalMs = 50): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
     try {
       last = await check()
-      if (last) return last as T
+      if (last) return last as Truthy<T>
     } catch (err) {
       last = err
     }

@@ -32,7 +32,13 @@ export class ActiveSessionCache {
     redis.on('ready', () => void this.flushDirty())
   }
 
+  /** While Redis is known to be down, skip it instead of paying for a refused command. */
+  private get down(): boolean {
+    return this.redis.status !== 'ready'
+  }
+
   async get(userId: string): Promise<CacheResult<string | null>> {
+    if (this.down) return { value: null, degraded: true }
     if (this.dirty.has(userId) && !(await this.clean(userId))) return { value: null, degraded: true }
     try {
       const id = await this.redis.getex(activeKey(userId), 'EX', this.ttlSeconds)
@@ -55,6 +61,10 @@ export class ActiveSessionCache {
 
   /** After a committed change: the new active id. Returns false (degraded) when Redis failed. */
   async set(userId: string, id: string): Promise<boolean> {
+    if (this.down) {
+      this.dirty.add(userId)
+      return false
+    }
     try {
       await this.redis.set(activeKey(userId), id, 'EX', this.ttlSeconds)
       this.dirty.delete(userId)

@@ -93,7 +93,14 @@ export const namedSessionsPlugin = fp<{ source: string }>(
       async activeId(userId) {
         const cached = await activeCache.get(userId)
         if (cached.value) return { value: cached.value, degraded: false }
-        const row = await prisma.namedSession.findFirst({ where: { userId, active: true }, select: { id: true } })
+        // The hot read when the cache misses or Redis is down: a prepared statement on the pool,
+        // several times cheaper per call than going through the Prisma client.
+        const { rows } = await fastify.db.pool.query<{ id: string }>({
+          name: 'named-active-id',
+          text: `SELECT id FROM ${fastify.db.table('named_sessions')} WHERE user_id = $1 AND active`,
+          values: [userId]
+        })
+        const row = rows[0]
         if (!row) throw new NoActiveSessionError()
         const filled = cached.degraded ? false : await activeCache.fill(userId, row.id)
         return { value: row.id, degraded: cached.degraded || !filled }
