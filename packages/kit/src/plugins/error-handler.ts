@@ -35,6 +35,12 @@ export function sendError(
   return reply.code(status).type('application/json; charset=utf-8').send(body)
 }
 
+/** Optional fields an error may carry: `retryAfter` (seconds) and `title` (overrides the status title). */
+function errorExtras(err: FastifyError): Partial<ErrorReply> {
+  const { retryAfter, title } = err as { retryAfter?: number; title?: string }
+  return { ...(retryAfter !== undefined ? { retryAfter } : {}), ...(title ? { error: title } : {}) }
+}
+
 function validationDetails(err: FastifyError) {
   return (err.validation ?? []).map((v) => ({
     path: `${err.validationContext ?? 'body'}${v.instancePath || ''}`,
@@ -65,14 +71,9 @@ export const errorHandlerPlugin = fp(
         })
       }
       const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
-      if (status < 500) {
+      if (status < 500 || (status !== 500 && err.code && CODE.test(err.code))) {
         const code = err.code && CODE.test(err.code) ? err.code : (STATUS_CODES[status] ?? 'ERROR').toUpperCase().replace(/[^A-Z0-9]+/g, '_')
-        const retryAfter = (err as { retryAfter?: number }).retryAfter
-        return sendError(reply, status, code, err.message, retryAfter !== undefined ? { retryAfter } : {})
-      }
-      if (err.code && CODE.test(err.code) && status !== 500) {
-        const retryAfter = (err as { retryAfter?: number }).retryAfter
-        return sendError(reply, status, err.code, err.message, retryAfter !== undefined ? { retryAfter } : {})
+        return sendError(reply, status, code, err.message, errorExtras(err))
       }
       request.log.error({ err }, 'unhandled error')
       return sendError(reply, 500, 'INTERNAL_ERROR', `Something went wrong on our side; retry later or report request ${request.id}`)

@@ -9,4 +9,12 @@ export const ActiveSessionDeletionError = createError(
   400
 )
 export const InvalidTitleError = createError('INVALID_TITLE', '%s', 422)
+export const LoginSessionNotFoundError = createError('LOGIN_SESSION_NOT_FOUND', 'No login session %s among yours', 404)
+export const ConcurrentSessionLimitError = createError(
+  'CONCURRENT_SESSION_LIMIT',
+  'You have too many active sessions. Please try again.',
+  429
+)
+export const SessionRequiredError = createError('SESSION_REQUIRED', 'This token carries no login session (sid claim)', 401)
+export const OthersRequiredError = createError('OTHERS_REQUIRED', 'Pass ?others=true to end every session but the current one', 400)
 export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this API returned; start again without it', 400)
