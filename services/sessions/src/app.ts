@@ -9,6 +9,7 @@ import { loginStatePlugin } from './plugins/login-state.js'
 import { loginSessionsPlugin } from './plugins/login-sessions.js'
 import { loginSessionRoutes } from './routes/login-sessions.js'
 import { internalRoutes } from './routes/internal.js'
+import { chatInteractionsPlugin } from './plugins/chat-interactions.js'
 
 /** The sessions service as a plugin: what server.ts listens with and what tests build. */
 export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { config }) => {
@@ -31,6 +32,7 @@ export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { con
     maxAgeSeconds: config.LOGIN_SESSION_MAX_AGE,
     orphanAgeSeconds: config.LOGIN_ORPHAN_AGE_SECONDS
   })
+  await fastify.register(chatInteractionsPlugin, { durable: config.CHAT_INTERACTIONS_DURABLE })
   await fastify.register(namedSessionRoutes)
   await fastify.register(loginSessionRoutes)
   await fastify.register(internalRoutes, { cleanupBatchSize: config.SESSION_CLEANUP_BATCH_SIZE })

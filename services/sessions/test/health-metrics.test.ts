@@ -1,5 +1,5 @@
 import t from 'tap'
-import { bearer, testToken } from '@platform/kit/testing'
+import { bearer, testToken, waitFor } from '@platform/kit/testing'
 import { build } from './helper.js'
 
 t.test('health, readiness and metrics', async (t) => {
@@ -7,8 +7,11 @@ t.test('health, readiness and metrics', async (t) => {
   const health = await app.inject({ method: 'GET', url: '/health' })
   t.equal(health.statusCode, 200)
   t.equal(health.json().status, 'ok')
-  const ready = await app.inject({ method: 'GET', url: '/ready' })
-  t.same(ready.json(), { status: 'ready', checks: { postgres: 'up', redis: 'up', nats: 'up' } })
+  const ready = await waitFor(async () => {
+    const r = (await app.inject({ method: 'GET', url: '/ready' })).json()
+    return r.status === 'ready' ? r : null
+  })
+  t.same(ready, { status: 'ready', checks: { postgres: 'up', redis: 'up', nats: 'up', 'consumer:sessions-chat-interactions': 'up' } })
 
   await app.inject({ method: 'GET', url: '/api/v1/sessions', headers: bearer(testToken('m')) })
   await app.inject({ method: 'GET', url: '/api/v1/sessions' })

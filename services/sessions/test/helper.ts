@@ -38,7 +38,7 @@ export async function build(t: Tap, env: Record<string, string> = {}, schema?: T
     DATABASE_URL: db.url,
     DATABASE_SCHEMA: db.schema,
     DATABASE_POOL_SIZE: '4',
-    DATABASE_TIMEOUT_MS: '1000',
+    DATABASE_TIMEOUT_MS: '5000',
     REDIS_KEY_PREFIX: `${ns}:`,
     NATS_NAMESPACE: ns,
     JWT_SECRET: TEST_JWT_SECRET,

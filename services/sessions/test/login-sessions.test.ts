@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { bearer, testToken, waitFor } from '@platform/kit/testing'
+import { createEvent } from '@platform/kit'
+import { bearer, publishEvents, testToken, waitFor } from '@platform/kit/testing'
 import { build } from './helper.js'
 
 const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36'
@@ -195,4 +196,26 @@ t.test('metrics for admins', async (t) => {
     averageChatInteractionsPerSession: 2
   })
   await waitFor(async () => (await schema.query('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL')).rows[0]!.n === 0)
+})
+
+t.test('chat interactions are counted from chat.events.message.created, once per event, user messages only', async (t) => {
+  const { app, schema, config } = await build(t)
+  await resolve(app, 'chatty', 'judy')
+  const message = (sender: 'user' | 'assistant', loginSessionId?: string) =>
+    createEvent('chat.events.message.created', '/chat', {
+      chatSessionId: '0b6c7c7e-4b0e-4a52-9d8e-1f9a1c2b3d4e', messageId: '1', seq: 1, sender, userId: 'judy', userType: 'client',
+      ...(loginSessionId ? { loginSessionId } : {}), contentLength: 5, createdAt: new Date().toISOString()
+    })
+  const first = message('user', 'chatty')
+  await waitFor(() => app.chatInteractions.running)
+  await publishEvents(config.NATS_URL, config.NATS_NAMESPACE, [
+    first,
+    { ...first }, // a redelivered copy
+    message('assistant', 'chatty'),
+    message('user'),
+    message('user', 'chatty')
+  ].map((payload) => ({ subject: 'chat.events.message.created', payload })))
+  await waitFor(async () => app.chatInteractions.stats.processed >= 5, 10_000)
+  const { rows } = await schema.query(`SELECT chat_interactions FROM login_sessions WHERE id = 'chatty'`)
+  t.equal(rows[0]!.chat_interactions, 2)
 })

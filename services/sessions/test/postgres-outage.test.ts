@@ -11,7 +11,7 @@ t.test('with Postgres unreachable writes answer 503 DATABASE_UNAVAILABLE and the
   })
   const url = new URL(TEST_DATABASE_URL)
   url.port = String(proxy.port)
-  const { app } = await build(t, { DATABASE_URL: url.toString() }, schema)
+  const { app } = await build(t, { DATABASE_URL: url.toString(), DATABASE_TIMEOUT_MS: '1000' }, schema)
   const h = bearer(testToken('u1'))
   const created = await app.inject({ method: 'POST', url: '/api/v1/sessions', headers: h, payload: { title: 'a' } })
   t.equal(created.statusCode, 201)

@@ -35,6 +35,19 @@ t.test('the migrated database and the Prisma schema agree: every model is writte
   t.equal(typeof sent.seq, 'bigint')
   t.same(sent.envelope, { a: [1, 'x'] })
 
+  const login = await prisma.loginSession.create({
+    data: {
+      id: 'sid-1', userId: 'u1', ipAddress: '10.0.0.1', lastIpAddress: '10.0.0.2', ipChanges: 1, userAgent: 'ua',
+      deviceType: 'desktop', browser: 'Chrome 120', os: 'Linux', requestCount: 3, chatInteractions: 2,
+      endedAt: new Date('2026-02-01T00:00:00Z'), endReason: 'logout'
+    }
+  })
+  t.same(await prisma.loginSession.findUniqueOrThrow({ where: { id: 'sid-1' } }), login)
+  const violation = await prisma.loginViolation.create({ data: { sessionId: 'sid-1', userId: 'u1', reason: 'request_rate', detail: 'd' } })
+  t.same(await prisma.loginViolation.findUniqueOrThrow({ where: { id: violation.id } }), violation)
+  const processed = await prisma.processedEvent.create({ data: { id: '7f9619ff-8b86-4d01-b42d-00cf4fc964ff' } })
+  t.same(await prisma.processedEvent.findUniqueOrThrow({ where: { id: processed.id } }), processed)
+
   const { rows } = await schema.query<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
     'SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name'
   )
@@ -55,6 +68,27 @@ t.test('every column of the Prisma schema exists with its type, and no other', a
     [schema.schema]
   )
   t.same(rows.map((r) => `${r.table_name}.${r.column_name} ${r.data_type}${r.is_nullable === 'YES' ? ' null' : ''}`), [
+    'login_sessions.id character varying',
+    'login_sessions.user_id character varying',
+    'login_sessions.ip_address character varying',
+    'login_sessions.last_ip_address character varying',
+    'login_sessions.ip_changes integer',
+    'login_sessions.user_agent character varying',
+    'login_sessions.device_type character varying',
+    'login_sessions.browser character varying',
+    'login_sessions.os character varying',
+    'login_sessions.created_at timestamp with time zone',
+    'login_sessions.last_seen_at timestamp with time zone',
+    'login_sessions.request_count integer',
+    'login_sessions.chat_interactions integer',
+    'login_sessions.ended_at timestamp with time zone null',
+    'login_sessions.end_reason character varying null',
+    'login_violations.id bigint',
+    'login_violations.session_id character varying',
+    'login_violations.user_id character varying',
+    'login_violations.reason character varying',
+    'login_violations.detail character varying',
+    'login_violations.created_at timestamp with time zone',
     'named_sessions.id uuid',
     'named_sessions.user_id character varying',
     'named_sessions.title character varying',
@@ -68,6 +102,8 @@ t.test('every column of the Prisma schema exists with its type, and no other', a
     'outbox.created_at timestamp with time zone',
     'outbox.sent_at timestamp with time zone null',
     'outbox.attempts integer',
-    'outbox.last_error text null'
+    'outbox.last_error text null',
+    'processed_events.id uuid',
+    'processed_events.processed_at timestamp with time zone'
   ])
 })

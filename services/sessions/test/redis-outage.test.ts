@@ -38,7 +38,7 @@ t.test('with Redis stopped everything works from Postgres, says so, and the cach
 
   const ready = await app.inject({ method: 'GET', url: '/ready' })
   t.equal(ready.statusCode, 200)
-  t.same(ready.json(), { status: 'degraded', checks: { postgres: 'up', redis: 'down', nats: 'up' } })
+  t.same(ready.json(), { status: 'degraded', checks: { postgres: 'up', redis: 'down', nats: 'up', 'consumer:sessions-chat-interactions': 'up' } })
   const { rows } = await schema.query(`SELECT title FROM named_sessions WHERE active`)
   t.same(rows, [{ title: 'b' }], 'writes went to Postgres')
 

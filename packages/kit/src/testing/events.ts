@@ -54,3 +54,16 @@ export async function deleteStreams(url: string, namespace: string): Promise<voi
     await nc.close()
   }
 }
+
+/** Publishes envelopes (or raw payloads) to JetStream on `<namespace>.<subject>`, awaiting each ack. */
+export async function publishEvents(url: string, namespace: string, items: Array<{ subject: string; payload: unknown }>): Promise<void> {
+  const nc = await connect({ servers: url })
+  try {
+    const js = jetstream(nc)
+    for (const { subject, payload } of items) {
+      await js.publish(namespace ? `${namespace}.${subject}` : subject, typeof payload === 'string' ? payload : JSON.stringify(payload))
+    }
+  } finally {
+    await nc.close()
+  }
+}

@@ -12,7 +12,8 @@ declare module 'fastify' {
 export const prismaPlugin = fp(
   async (fastify) => {
     const adapter = new PrismaPg(fastify.db.pool, { schema: fastify.db.schema })
-    const prisma = new PrismaClient({ adapter })
+    // Writes serialize per user (advisory lock): give queued transactions time instead of failing under load.
+    const prisma = new PrismaClient({ adapter, transactionOptions: { maxWait: 10_000, timeout: 15_000 } })
     fastify.decorate('prisma', prisma)
     fastify.addHook('onClose', async () => {
       await prisma.$disconnect()

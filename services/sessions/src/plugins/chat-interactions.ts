@@ -1,0 +1,31 @@
+import fp from 'fastify-plugin'
+import { ChatEventSubjects, ChatMessageCreatedData, type ChatMessageCreatedData as MessageData } from '@platform/contracts'
+import { createEventConsumer, type EventConsumer } from '@platform/kit'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatInteractions: EventConsumer
+  }
+}
+
+/** Counts each user message sent from a login session (chat.events.message.created), once per event. */
+export const chatInteractionsPlugin = fp<{ durable: string }>(
+  async (fastify, { durable }) => {
+    const consumer = createEventConsumer(fastify, {
+      stream: 'chat',
+      durable,
+      filterSubject: ChatEventSubjects.messageCreated,
+      types: { [ChatEventSubjects.messageCreated]: ChatMessageCreatedData },
+      handle: async (items) => {
+        for (const { event } of items) {
+          const data = event.data as MessageData
+          if (data.sender === 'user' && data.loginSessionId) {
+            await fastify.loginSessions.countChatInteraction(event.id, data.loginSessionId)
+          }
+        }
+      }
+    })
+    fastify.decorate('chatInteractions', consumer)
+  },
+  { name: 'chat-interactions', dependencies: ['login-sessions', 'platform-nats'] }
+)
