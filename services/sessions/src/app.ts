@@ -35,5 +35,8 @@ export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { con
   await fastify.register(chatInteractionsPlugin, { durable: config.CHAT_INTERACTIONS_DURABLE })
   await fastify.register(namedSessionRoutes)
   await fastify.register(loginSessionRoutes)
-  await fastify.register(internalRoutes, { cleanupBatchSize: config.SESSION_CLEANUP_BATCH_SIZE })
+  await fastify.register(internalRoutes, {
+    cleanupBatchSize: config.SESSION_CLEANUP_BATCH_SIZE,
+    namedSessionMaxAgeDays: config.NAMED_SESSION_MAX_AGE_DAYS
+  })
 }

@@ -11,6 +11,7 @@ export const ConfigSchema = serviceConfig(
     LOGIN_SESSION_MAX_AGE: Type.Integer({ minimum: 1, default: 1209600, description: 'seconds' }),
     LOGIN_ORPHAN_AGE_SECONDS: Type.Integer({ minimum: 1, default: 86400 }),
     CHAT_INTERACTIONS_DURABLE: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: 'sessions-chat-interactions' }),
+    NAMED_SESSION_MAX_AGE_DAYS: Type.Optional(Type.Integer({ minimum: 1 })),
     SESSION_CLEANUP_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 10000, default: 1000 })
   }
 )

@@ -44,6 +44,8 @@ export interface NamedSessionService {
   create(userId: string, title: string): Promise<Outcome<NamedSessionDto>>
   activate(userId: string, title: string): Promise<Outcome<NamedSessionDto>>
   remove(userId: string, title: string): Promise<void>
+  /** Deletes inactive sessions unchanged for `olderThanSeconds`, in batches, each with its event. */
+  cleanup(olderThanSeconds: number, batchSize: number): Promise<{ removed: number; batches: number; errors: number; durationMs: number }>
 }
 
 export const namedSessionsPlugin = fp<{ source: string }>(
@@ -149,6 +151,46 @@ export const namedSessionsPlugin = fp<{ source: string }>(
           await emit(tx, NamedSessionSubjects.deleted, target, null)
         })
         fastify.outbox.kick()
+      },
+
+      async cleanup(olderThanSeconds, batchSize) {
+        const started = Date.now()
+        let removed = 0
+        let batches = 0
+        let errors = 0
+        for (;;) {
+          let n: number
+          try {
+            n = await prisma.$transaction(async (tx) => {
+              const rows = await tx.$queryRaw<NamedSession[]>`
+                DELETE FROM named_sessions WHERE id IN (
+                  SELECT id FROM named_sessions
+                   WHERE NOT active AND updated_at < now() - make_interval(secs => ${olderThanSeconds})
+                   ORDER BY updated_at LIMIT ${batchSize} FOR UPDATE SKIP LOCKED)
+                RETURNING id, user_id AS "userId", title`
+              if (rows.length) {
+                await tx.outboxEvent.createMany({
+                  data: rows.map((r) =>
+                    outboxRow(createEvent(NamedSessionSubjects.deleted, source, { sessionId: r.id, userId: r.userId, title: r.title, previousActiveId: null }))
+                  )
+                })
+              }
+              return rows.length
+            })
+          } catch (err) {
+            errors++
+            fastify.log.error({ err }, 'named-session cleanup batch failed')
+            if (errors >= 3) break
+            continue
+          }
+          if (n) batches++
+          removed += n
+          if (n < batchSize) break
+        }
+        fastify.outbox.kick()
+        const durationMs = Date.now() - started
+        fastify.log.info({ cleanup_count: removed, duration_ms: durationMs, errors_encountered: errors }, 'named-session cleanup finished')
+        return { removed, batches, errors, durationMs }
       }
     }
     fastify.decorate('namedSessions', service)

@@ -14,7 +14,10 @@ import {
 const errors = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 503: ErrorReply }
 
 /** Service-to-service routes (service role); the gateway never exposes /internal/*. */
-export const internalRoutes: FastifyPluginAsyncTypebox<{ cleanupBatchSize: number }> = async (fastify, opts) => {
+export const internalRoutes: FastifyPluginAsyncTypebox<{ cleanupBatchSize: number; namedSessionMaxAgeDays: number | undefined }> = async (
+  fastify,
+  opts
+) => {
   const service = fastify.loginSessions
   fastify.addHook('preHandler', fastify.requireRole('service'))
 
@@ -41,5 +44,16 @@ export const internalRoutes: FastifyPluginAsyncTypebox<{ cleanupBatchSize: numbe
     { schema: { body: Type.Optional(CleanupBody), response: { 200: CleanupReply, ...errors } } },
     async (request) =>
       service.cleanup({ olderThanSeconds: request.body?.olderThanSeconds, batchSize: request.body?.batchSize ?? opts.cleanupBatchSize })
+  )
+
+  // Named sessions expire only when an age is configured here or passed by the caller.
+  fastify.post(
+    '/internal/cleanup/named-sessions',
+    { schema: { body: Type.Optional(CleanupBody), response: { 200: CleanupReply, ...errors } } },
+    async (request) => {
+      const maxAge = request.body?.olderThanSeconds ?? (opts.namedSessionMaxAgeDays ? opts.namedSessionMaxAgeDays * 86400 : undefined)
+      if (maxAge === undefined) return { removed: 0, batches: 0, errors: 0, durationMs: 0 }
+      return fastify.namedSessions.cleanup(maxAge, request.body?.batchSize ?? opts.cleanupBatchSize)
+    }
   )
 }
