@@ -27,3 +27,20 @@ t.test('named-session cleanup is off unless an age is configured or passed', asy
   t.equal(user.statusCode, 403)
   t.equal(user.json().code, 'FORBIDDEN')
 })
+
+t.test('cleanup stats report each kind the sessions service owns', async (t) => {
+  const { app, schema } = await build(t, { NAMED_SESSION_MAX_AGE_DAYS: '7', SESSION_INACTIVITY_TIMEOUT: '600' })
+  const h = bearer(testToken('u1'))
+  for (const title of ['a', 'b', 'c']) await app.inject({ method: 'POST', url: '/api/v1/sessions', headers: h, payload: { title } })
+  await schema.query(`UPDATE named_sessions SET created_at = now() - interval '20 days', updated_at = now() - interval '10 days' WHERE title = 'a'`)
+  for (const sid of ['l1', 'l2']) {
+    await app.inject({ method: 'POST', url: '/internal/login-sessions/resolve', headers: service, payload: { sid, userId: 'u1', ip: '10.0.0.1', userAgent: 'x' } })
+  }
+  await schema.query(`UPDATE login_sessions SET last_seen_at = now() - interval '1 hour' WHERE id = 'l1'`)
+  const res = await app.inject({ method: 'GET', url: '/internal/cleanup/stats', headers: service })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), {
+    login_sessions: { active: 2, expired: 1, averageSessionDurationSeconds: 0 },
+    named_sessions: { active: 3, expired: 1, averageSessionDurationSeconds: 432000 }
+  })
+})

@@ -57,6 +57,8 @@ export interface LoginSessionService {
   countChatInteraction(eventId: string, sid: string): Promise<boolean>
   cleanup(opts: { olderThanSeconds?: number | undefined; batchSize: number }): Promise<CleanupResult>
   metrics(): Promise<LoginSessionMetrics>
+  /** Figures for the cleanup worker: open sessions, those the next cleanup would end, mean duration. */
+  stats(): Promise<{ active: number; expired: number; averageSessionDurationSeconds: number }>
 }
 
 export function toState(s: LoginSession): LoginSessionState {
@@ -300,6 +302,20 @@ export const loginSessionsPlugin = fp<LoginSessionOptions>(
         const durationMs = Date.now() - started
         fastify.log.info({ cleanup_count: removed, duration_ms: durationMs, errors_encountered: errors }, 'login-session cleanup finished')
         return { removed, batches, errors, durationMs }
+      },
+
+      async stats() {
+        const [row] = await prisma.$queryRaw<Array<{ active: bigint; expired: bigint; avg: number | null }>>`
+          SELECT count(*) FILTER (WHERE ended_at IS NULL) AS active,
+                 count(*) FILTER (WHERE ended_at IS NULL AND (created_at < now() - make_interval(secs => ${opts.maxAgeSeconds})
+                                  OR last_seen_at < now() - make_interval(secs => ${opts.inactivitySeconds}))) AS expired,
+                 avg(EXTRACT(EPOCH FROM (ended_at - created_at))) FILTER (WHERE ended_at IS NOT NULL)::float8 AS avg
+            FROM login_sessions`
+        return {
+          active: Number(row?.active ?? 0),
+          expired: Number(row?.expired ?? 0),
+          averageSessionDurationSeconds: Math.round(row?.avg ?? 0)
+        }
       },
 
       async metrics() {

@@ -45,6 +45,8 @@ export interface NamedSessionService {
   activate(userId: string, title: string): Promise<Outcome<NamedSessionDto>>
   remove(userId: string, title: string): Promise<void>
   /** Deletes inactive sessions unchanged for `olderThanSeconds`, in batches, each with its event. */
+  /** Figures for the cleanup worker: all sessions, those past `maxAgeSeconds`, mean age of the inactive ones. */
+  stats(maxAgeSeconds: number | undefined): Promise<{ active: number; expired: number; averageSessionDurationSeconds: number }>
   cleanup(olderThanSeconds: number, batchSize: number): Promise<{ removed: number; batches: number; errors: number; durationMs: number }>
 }
 
@@ -151,6 +153,20 @@ export const namedSessionsPlugin = fp<{ source: string }>(
           await emit(tx, NamedSessionSubjects.deleted, target, null)
         })
         fastify.outbox.kick()
+      },
+
+      async stats(maxAgeSeconds) {
+        const [row] = await prisma.$queryRaw<Array<{ total: bigint; expired: bigint; avg: number | null }>>`
+          SELECT count(*) AS total,
+                 count(*) FILTER (WHERE NOT active AND ${maxAgeSeconds ?? null}::int IS NOT NULL
+                                  AND updated_at < now() - make_interval(secs => ${maxAgeSeconds ?? 0})) AS expired,
+                 avg(EXTRACT(EPOCH FROM (updated_at - created_at))) FILTER (WHERE NOT active)::float8 AS avg
+            FROM named_sessions`
+        return {
+          active: Number(row?.total ?? 0),
+          expired: Number(row?.expired ?? 0),
+          averageSessionDurationSeconds: Math.round(row?.avg ?? 0)
+        }
       },
 
       async cleanup(olderThanSeconds, batchSize) {

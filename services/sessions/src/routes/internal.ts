@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import {
   CleanupBody,
+  CleanupStatsReply,
   CleanupReply,
   EndLoginSessionBody,
   ErrorReply,
@@ -45,6 +46,12 @@ export const internalRoutes: FastifyPluginAsyncTypebox<{ cleanupBatchSize: numbe
     async (request) =>
       service.cleanup({ olderThanSeconds: request.body?.olderThanSeconds, batchSize: request.body?.batchSize ?? opts.cleanupBatchSize })
   )
+
+  fastify.get('/internal/cleanup/stats', { schema: { response: { 200: CleanupStatsReply, ...errors } } }, async () => {
+    const maxAge = opts.namedSessionMaxAgeDays ? opts.namedSessionMaxAgeDays * 86400 : undefined
+    const [login, named] = await Promise.all([service.stats(), fastify.namedSessions.stats(maxAge)])
+    return { login_sessions: login, named_sessions: named }
+  })
 
   // Named sessions expire only when an age is configured here or passed by the caller.
   fastify.post(
