@@ -16,11 +16,20 @@ export const TaskTypes = [
   'scraping'
 ] as const
 export type TaskTypeName = (typeof TaskTypes)[number]
-export const TaskType = Type.Union(TaskTypes.map((t) => Type.Literal(t)))
+export const TaskType = Type.Union([
+  Type.Literal('image_analysis'),
+  Type.Literal('scenario_generation'),
+  Type.Literal('video_generation'),
+  Type.Literal('finalize_short'),
+  Type.Literal('save_scenario'),
+  Type.Literal('content_analysis'),
+  Type.Literal('data_extraction'),
+  Type.Literal('scraping')
+])
 export type TaskType = Static<typeof TaskType>
 
 export const TaskSessionStatuses = ['active', 'completed', 'failed'] as const
-export const TaskSessionStatus = Type.Union(TaskSessionStatuses.map((s) => Type.Literal(s)))
+export const TaskSessionStatus = Type.Union([Type.Literal('active'), Type.Literal('completed'), Type.Literal('failed')])
 export type TaskSessionStatus = Static<typeof TaskSessionStatus>
 
 /** Task ids: 1..128 of letters, digits and `_ . : -` (UUIDs and `task_789` alike). */
@@ -153,7 +162,15 @@ export const TaskSessionEventData = Type.Object({
   userId: Type.Union([Type.String(), Type.Null()]),
   status: TaskSessionStatus,
   /** Why a session was removed (sessions.task.removed only). */
-  reason: Type.Optional(Type.Union(TaskSessionRemovalReasons.map((r) => Type.Literal(r))))
+  reason: Type.Optional(
+    Type.Union([
+      Type.Literal('completed'),
+      Type.Literal('failed'),
+      Type.Literal('cancelled'),
+      Type.Literal('scenario_saved'),
+      Type.Literal('deleted')
+    ])
+  )
 })
 export type TaskSessionEventData = Static<typeof TaskSessionEventData>
 

@@ -415,6 +415,17 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
         log.warn({ err }, 'event subscription ended; subscribing again')
         retry()
       })
+      // A durable deleted under us (or a stream recreated empty) is not recreated by the client: do it here.
+      void (async () => {
+        for await (const s of next.status()) {
+          if (messages !== next || closing) return
+          if (s.type === 'consumer_deleted' || s.type === 'consumer_not_found' || s.type === 'stream_not_found') {
+            log.warn({ notification: s.type }, 'event consumer lost; creating it again')
+            subscribed = false
+            return retry()
+          }
+        }
+      })().catch(() => {})
     } catch (err) {
       if (gen !== generation) return
       subscribed = false
@@ -452,7 +463,7 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
   return {
     durable: opts.durable,
     get running() {
-      return subscribed && !paused && !closing
+      return subscribed && !paused && !closing && nats.connected
     },
     get paused() {
       return paused
