@@ -55,3 +55,19 @@ t.test('POST /internal/cleanup removes finished sessions past retention in batch
   t.match((await cleanup({ olderThanSeconds: 60 })).json(), { removed: 2, batches: 1, errors: 0 }, 'olderThanSeconds overrides the retention')
   t.same(await sessionStates(schema), ['fresh-active:active', 'old-active:active'], 'active sessions are never cleaned up')
 })
+
+t.test('GET /internal/cleanup/stats reports live, expired and mean duration for the cleanup worker', async (t) => {
+  const { app, schema } = await build(t, { TASK_EVENTS_ENABLED: 'false' })
+  await schema.query(
+    `INSERT INTO task_sessions (task_id, short_id, task_type, status, created_at, updated_at) VALUES
+       ('a', 's', 'image_analysis', 'active', now(), now()),
+       ('b', 's', 'image_analysis', 'active', now() - interval '30 days', now()),
+       ('c', 's', 'scenario_generation', 'completed', now() - interval '8 days', now() - interval '8 days' + interval '100 seconds'),
+       ('d', 's', 'scenario_generation', 'failed', now() - interval '1 day', now() - interval '1 day' + interval '300 seconds')`
+  )
+  const res = await app.inject({ method: 'GET', url: '/internal/cleanup/stats', headers: bearer(testToken('cleanup-worker', ['service'])) })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { task_sessions: { active: 2, expired: 1, averageSessionDurationSeconds: 200 } })
+  const user = await app.inject({ method: 'GET', url: '/internal/cleanup/stats', headers: bearer(testToken('u1')) })
+  t.equal(user.statusCode, 403)
+})
