@@ -86,3 +86,46 @@ export async function startNatsServer(): Promise<Throwaway> {
   await t.start()
   return t
 }
+
+const repoRoot = join(import.meta.dirname, '..', '..', '..', '..')
+
+/** A service of this repo running as its own process, as in production. */
+export interface ServiceProcess {
+  url: string
+  port: number
+  child: ChildProcess
+  /** SIGTERM (or `signal`), then the exit code once the process has gone. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/**
+ * Starts `services/<name>/src/server.ts` on a free loopback port with `env` (a test's own schema, key
+ * prefix, namespace...) and waits until /health answers. Tests use it where one service needs another:
+ * services never import each other, not even in tests.
+ */
+export async function startServiceProcess(name: string, env: Record<string, string>): Promise<ServiceProcess> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', `services/${name}/src/server.ts`], {
+    cwd: repoRoot,
+    env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'warn', HOST: '127.0.0.1', ...env, PORT: String(port) },
+    stdio: ['ignore', 'inherit', 'inherit']
+  })
+  const url = `http://127.0.0.1:${port}`
+  const stop = (signal: NodeJS.Signals = 'SIGTERM') =>
+    new Promise<number | null>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode)
+      const force = setTimeout(() => child.kill('SIGKILL'), 20_000)
+      child.once('exit', (code) => {
+        clearTimeout(force)
+        resolve(code)
+      })
+      child.kill(signal)
+    })
+  try {
+    await waitFor(async () => child.exitCode === null && (await fetch(`${url}/health`)).ok, 30_000, 100)
+  } catch (err) {
+    await stop('SIGKILL')
+    throw err
+  }
+  return { url, port, child, stop }
+}

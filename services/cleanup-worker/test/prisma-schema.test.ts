@@ -1,0 +1,100 @@
+import t from 'tap'
+import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
+import { readMigrations } from '@platform/kit'
+import { createTestSchema } from '@platform/kit/testing'
+import { PrismaClient } from '../src/generated/prisma/client.js'
+import { migrationsDir } from './helper.js'
+
+t.test('the migrated database and the Prisma schema agree: every model is written and read through the client', async (t) => {
+  const schema = await createTestSchema(migrationsDir, 'cleanup')
+  const pool = new pg.Pool({ connectionString: schema.url, max: 2 })
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema: schema.schema }) })
+  t.teardown(async () => {
+    await prisma.$disconnect()
+    await pool.end()
+    await schema.drop()
+  })
+
+  const run = await prisma.cleanupRun.create({
+    data: {
+      id: '6f9619ff-8b86-4d01-b42d-00cf4fc964ff', jobId: 'repeat:cleanup-login_sessions:1', kind: 'login_sessions', trigger: 'scheduled',
+      status: 'succeeded', olderThanSeconds: 60, startedAt: new Date('2026-01-01T00:00:00Z'), finishedAt: new Date('2026-01-01T00:00:01Z'),
+      removed: 5, errors: 1, attempts: 2, error: 'boom', details: { batches: 1, durationMs: 7 }
+    }
+  })
+  t.same(await prisma.cleanupRun.findUniqueOrThrow({ where: { jobId: 'repeat:cleanup-login_sessions:1' } }), run)
+  t.type(run.createdAt, Date)
+  t.same(run.details, { batches: 1, durationMs: 7 })
+  for (const kind of ['task_sessions', 'chat_sessions', 'named_sessions'] as const) {
+    for (const status of ['queued', 'running', 'retrying', 'failed'] as const) {
+      await prisma.cleanupRun.create({ data: { id: crypto.randomUUID(), jobId: `${kind}-${status}`, kind, trigger: 'manual', status } })
+    }
+  }
+  t.equal(await prisma.cleanupRun.count(), 13, 'every kind, trigger and status is accepted')
+
+  const event = await prisma.outboxEvent.create({
+    data: { id: '7f9619ff-8b86-4d01-b42d-00cf4fc964ff', type: 'cleanup.run.completed', envelope: { a: [1, 'x'] } }
+  })
+  const sent = await prisma.outboxEvent.update({
+    where: { id: event.id },
+    data: { sentAt: new Date('2026-01-01T00:00:00Z'), attempts: 2, lastError: 'boom' }
+  })
+  t.same(await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } }), sent)
+  t.equal(typeof sent.seq, 'bigint')
+
+  const { rows } = await schema.query<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
+    'SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name'
+  )
+  const files = await readMigrations(migrationsDir)
+  t.same(
+    rows.map((r) => [r.migration_name, r.checksum, r.finished_at !== null, r.applied_steps_count]),
+    files.map((m) => [m.name, m.checksum, true, 1]),
+    'recorded as prisma migrate deploy records them (name, sha256 checksum, finished)'
+  )
+})
+
+t.test('every column of the Prisma schema exists with its type, and no other', async (t) => {
+  const schema = await createTestSchema(migrationsDir, 'cleanup')
+  t.teardown(() => schema.drop())
+  const { rows } = await schema.query<{ table_name: string; column_name: string; data_type: string; is_nullable: string }>(
+    `SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns
+      WHERE table_schema = $1 AND table_name <> '_prisma_migrations' ORDER BY table_name, ordinal_position`,
+    [schema.schema]
+  )
+  t.same(rows.map((r) => `${r.table_name}.${r.column_name} ${r.data_type}${r.is_nullable === 'YES' ? ' null' : ''}`), [
+    'cleanup_runs.id uuid',
+    'cleanup_runs.job_id character varying',
+    'cleanup_runs.kind USER-DEFINED',
+    'cleanup_runs.trigger USER-DEFINED',
+    'cleanup_runs.status USER-DEFINED',
+    'cleanup_runs.older_than_seconds integer null',
+    'cleanup_runs.created_at timestamp with time zone',
+    'cleanup_runs.started_at timestamp with time zone null',
+    'cleanup_runs.finished_at timestamp with time zone null',
+    'cleanup_runs.removed integer',
+    'cleanup_runs.errors integer',
+    'cleanup_runs.attempts integer',
+    'cleanup_runs.error text null',
+    'cleanup_runs.details jsonb null',
+    'outbox.seq bigint',
+    'outbox.id uuid',
+    'outbox.type character varying',
+    'outbox.envelope jsonb',
+    'outbox.created_at timestamp with time zone',
+    'outbox.sent_at timestamp with time zone null',
+    'outbox.attempts integer',
+    'outbox.last_error text null'
+  ])
+  const { rows: enums } = await schema.query<{ name: string; labels: string[] }>(
+    `SELECT t.typname AS name, array_agg(e.enumlabel ORDER BY e.enumsortorder)::text[] AS labels
+       FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE n.nspname = $1 GROUP BY t.typname ORDER BY t.typname`,
+    [schema.schema]
+  )
+  t.same(enums, [
+    { name: 'CleanupKind', labels: ['login_sessions', 'task_sessions', 'chat_sessions', 'named_sessions'] },
+    { name: 'CleanupRunStatus', labels: ['queued', 'running', 'retrying', 'succeeded', 'failed'] },
+    { name: 'CleanupTrigger', labels: ['scheduled', 'manual'] }
+  ], 'the enums match the contract (CleanupKinds, CleanupRunStatuses, CleanupTriggers)')
+})
