@@ -188,11 +188,26 @@ export const ChatErrorCodes = [
   'SERVICE_UNAVAILABLE',
   'INTERNAL_ERROR'
 ] as const
-export type ChatErrorCode = (typeof ChatErrorCodes)[number]
+// Literal tuple (not .map) so that Static<> keeps the union.
+export const ChatErrorCode = Type.Union([
+  Type.Literal('EMPTY_MESSAGE'),
+  Type.Literal('MESSAGE_TOO_LONG'),
+  Type.Literal('RATE_LIMITED'),
+  Type.Literal('INVALID_FRAME'),
+  Type.Literal('UNKNOWN_TYPE'),
+  Type.Literal('NO_SESSION'),
+  Type.Literal('SESSION_NOT_FOUND'),
+  Type.Literal('SESSION_CLOSED'),
+  Type.Literal('FORBIDDEN'),
+  Type.Literal('DATABASE_UNAVAILABLE'),
+  Type.Literal('SERVICE_UNAVAILABLE'),
+  Type.Literal('INTERNAL_ERROR')
+])
+export type ChatErrorCode = Static<typeof ChatErrorCode>
 
 export const ChatErrorFrame = Type.Object({
   type: Type.Literal('error'),
-  code: Type.Union(ChatErrorCodes.map((c) => Type.Literal(c))),
+  code: ChatErrorCode,
   message: Type.String(),
   retryable: Type.Boolean(),
   retryAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),

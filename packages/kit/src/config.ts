@@ -36,7 +36,7 @@ export const BaseConfigProperties = {
   /** Known keys are refreshed in the background this often (picks up revocations); 0 = only on unknown kids. */
   JWKS_CACHE_TTL_SECONDS: Type.Number({ minimum: 0, default: 600 }),
   JWKS_TIMEOUT_MS: Type.Integer({ minimum: 50, default: 3000 }),
-  /** Verified tokens kept in memory (fast-jwt cache; expiry still applies); 0 = no cache. */
+  /** Verified tokens kept in memory (expiry still applies, a minute at most); 0 = no cache. */
   JWT_VERIFY_CACHE_SIZE: Type.Integer({ minimum: 0, default: 0 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1048576 }),
   OUTBOX_POLL_MS: Type.Integer({ minimum: 10, default: 500 }),

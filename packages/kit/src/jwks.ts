@@ -15,8 +15,6 @@ export interface JwksOptions {
   issuer?: string
   audience?: string
   clockToleranceMs: number
-  /** fast-jwt verified-token cache size per key; 0 = none. */
-  cacheSize: number
 }
 
 interface Log {
@@ -192,7 +190,8 @@ export class JwksKeySet {
       clockTolerance: this.opts.clockToleranceMs,
       ...(this.opts.issuer ? { allowedIss: this.opts.issuer } : {}),
       ...(this.opts.audience ? { allowedAud: this.opts.audience } : {}),
-      ...(this.opts.cacheSize > 0 ? { cache: this.opts.cacheSize } : {})
+      // A provider's token must name the configured issuer and audience, not merely avoid contradicting them.
+      requiredClaims: [...(this.opts.issuer ? ['iss'] : []), ...(this.opts.audience ? ['aud'] : [])]
     }) as (token: string) => Record<string, unknown>
     return { kid: typeof jwk.kid === 'string' ? jwk.kid : '', alg, verify }
   }

@@ -1,0 +1,118 @@
+import type { FastifyInstance, FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify'
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import { authOptions, authPlugin, errorHandlerPlugin, jwtSecret, metricsPlugin, natsPlugin, redisPlugin } from '@platform/kit'
+import type { Config } from './config.js'
+import { compileAddressList, peerAllowed } from './domain/addresses.js'
+import { MetricsForbiddenError } from './domain/errors.js'
+import { gatewayHealthPlugin } from './plugins/health.js'
+import { gatewayMetricsPlugin } from './plugins/gateway-metrics.js'
+import { upstreamsPlugin } from './plugins/upstreams.js'
+import { rateLimiterPlugin } from './plugins/rate-limiter.js'
+import { forwarderPlugin } from './plugins/forwarder.js'
+import { webSocketProxyPlugin } from './plugins/websocket-proxy.js'
+import { docsPlugin } from './plugins/docs.js'
+import { loginGuardPlugin } from './plugins/login-guard.js'
+import { indexRoutes } from './routes/index.js'
+import { proxyRoutes } from './routes/proxy.js'
+
+export interface GatewayOptions {
+  config: Config
+  /** preHandler hooks between token verification and proxying (see routes/proxy.ts), e.g. a session guard. */
+  guards?: preHandlerAsyncHookHandler[]
+}
+
+/** METRICS_ALLOW: /metrics answers 403 to every other peer. */
+function restrictMetrics(fastify: FastifyInstance, list: string) {
+  const allow = compileAddressList(list)
+  if (!allow) return
+  fastify.addHook('onRoute', (route) => {
+    if (route.url !== '/metrics') return
+    const check = async (request: { raw: Parameters<typeof peerAllowed>[0] }) => {
+      if (!peerAllowed(request.raw, allow)) throw new MetricsForbiddenError()
+    }
+    route.onRequest = [...(route.onRequest ? [route.onRequest].flat() : []), check]
+  })
+}
+
+/**
+ * The gateway as a plugin: what server.ts listens with and what tests build. It loads the kit's
+ * plugins one by one rather than platformPlugins, because its /health (upstreams, breakers) replaces
+ * the kit's; the order is otherwise the same: error handler, metrics, health, auth, Redis, NATS.
+ */
+export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config, guards = [] }) => {
+  fastify.setValidatorCompiler(TypeBoxValidatorCompiler)
+  fastify.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
+    done()
+  })
+  await fastify.register(errorHandlerPlugin)
+  restrictMetrics(fastify, config.METRICS_ALLOW)
+  await fastify.register(metricsPlugin)
+  await fastify.register(gatewayHealthPlugin, { probeTimeoutMs: config.HEALTH_PROBE_TIMEOUT_MS })
+  await fastify.register(authPlugin, authOptions(config))
+  await fastify.register(redisPlugin, {
+    url: config.REDIS_URL,
+    keyPrefix: config.REDIS_KEY_PREFIX,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS
+  })
+  // The gateway publishes nothing; NATS is watched for /health (and for guards that need events).
+  await fastify.register(natsPlugin, { url: config.NATS_URL, namespace: config.NATS_NAMESPACE, name: config.SERVICE_NAME, streams: [] })
+
+  await fastify.register(gatewayMetricsPlugin)
+  await fastify.register(upstreamsPlugin, {
+    urls: {
+      sessions: config.SESSIONS_URLS,
+      'task-sessions': config.TASK_SESSIONS_URLS,
+      chat: config.CHAT_URLS,
+      'cleanup-worker': config.CLEANUP_WORKER_URLS
+    },
+    connections: config.UPSTREAM_CONNECTIONS,
+    connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS,
+    failureThreshold: config.CIRCUIT_BREAKER_FAILURE_THRESHOLD,
+    errorPercentage: config.CIRCUIT_BREAKER_ERROR_PERCENTAGE,
+    minVolume: config.CIRCUIT_BREAKER_MIN_VOLUME,
+    windowMs: config.CIRCUIT_BREAKER_WINDOW_SECONDS * 1000,
+    recoveryMs: config.CIRCUIT_BREAKER_RECOVERY_TIMEOUT * 1000
+  })
+  await fastify.register(rateLimiterPlugin, {
+    url: config.REDIS_URL,
+    keyPrefix: config.REDIS_KEY_PREFIX,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    localKeys: config.RATE_LIMIT_LOCAL_KEYS
+  })
+  await fastify.register(forwarderPlugin, {
+    maxRetries: config.MAX_RETRIES,
+    retryDelaySeconds: config.RETRY_DELAY,
+    backoffFactor: config.BACKOFF_FACTOR,
+    deadlineMs: config.REQUEST_DEADLINE_MS,
+    sizeLimit: config.REQUEST_SIZE_LIMIT
+  })
+  await fastify.register(webSocketProxyPlugin, {
+    trustedProxies: config.TRUSTED_PROXIES,
+    rateLimit: {
+      enabled: config.RATE_LIMIT_ENABLED,
+      windowMs: config.RATE_LIMIT_WINDOW_SECONDS * 1000,
+      anonymous: config.RATE_LIMIT_ANONYMOUS,
+      authenticated: config.RATE_LIMIT_AUTHENTICATED
+    },
+    timeoutMs: config.UPSTREAM_TIMEOUT_MS
+  })
+  await fastify.register(docsPlugin)
+
+  if (config.LOGIN_GUARD_ENABLED) {
+    await fastify.register(loginGuardPlugin, {
+      required: config.LOGIN_SESSION_REQUIRED,
+      inactivitySeconds: config.SESSION_INACTIVITY_TIMEOUT,
+      maxAgeSeconds: config.LOGIN_SESSION_MAX_AGE,
+      requestRate: config.SUSPICIOUS_REQUEST_RATE,
+      flushSeconds: config.LOGIN_ACTIVITY_FLUSH_SECONDS,
+      timeoutMs: config.LOGIN_GUARD_TIMEOUT_MS,
+      jwt: { secret: jwtSecret(config), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }
+    })
+  }
+
+  await fastify.register(indexRoutes)
+  // Guards run after the token is verified and the request counted, before proxying.
+  const allGuards = config.LOGIN_GUARD_ENABLED ? [fastify.loginGuard.hook, ...guards] : guards
+  await fastify.register(proxyRoutes, { config, guards: allGuards })
+}

@@ -1,0 +1,249 @@
+import { performance } from 'node:perf_hooks'
+import { PassThrough, Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Dispatcher } from 'undici'
+import { backoffMs, isRetryableStatus, mayRetry, retryAfterMs } from '../domain/retry.js'
+import { isHopByHop, upstreamHeaders } from '../domain/headers.js'
+import {
+  CircuitOpenError,
+  ClientAbortedError,
+  PayloadTooLargeError,
+  UpstreamError,
+  UpstreamTimeoutError,
+  withRetryAfter
+} from '../domain/errors.js'
+import { ATTEMPT_TIMEOUT, CLIENT_SIDE_CODES, UpstreamStatusError, type UpstreamResponse, type UpstreamService } from './upstreams.js'
+import type { GatewayMetrics } from './gateway-metrics.js'
+
+export interface ForwarderOptions {
+  maxRetries: number
+  retryDelaySeconds: number
+  backoffFactor: number
+  deadlineMs: number
+  sizeLimit: number
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The client's address (TRUSTED_PROXIES applied), set first thing on proxied routes. */
+    clientIp: string
+  }
+  interface FastifyInstance {
+    forwarder: Forwarder
+  }
+}
+
+const DEGRADATION = 'x-degradation-mode'
+
+/** Adds a mode to X-Degradation-Mode, keeping any already there (comma-separated). */
+export function addDegradation(reply: FastifyReply, mode: string): void {
+  const current = reply.getHeader(DEGRADATION)
+  if (current === undefined) reply.header(DEGRADATION, mode)
+  else if (!String(current).split(/,\s*/).includes(mode)) reply.header(DEGRADATION, `${String(current)}, ${mode}`)
+}
+
+/**
+ * The body passes through while it stays under the limit. Past it the client's stream is paused, never
+ * destroyed, so the 413 still reaches the client.
+ */
+function limitedStream(src: Readable, limit: number): Readable {
+  const out = new PassThrough()
+  let seen = 0
+  const stop = (err: Error) => {
+    src.off('data', onData)
+    src.pause()
+    out.destroy(err)
+  }
+  const onData = (chunk: Buffer) => {
+    seen += chunk.length
+    if (seen > limit) return stop(new PayloadTooLargeError(String(limit)))
+    if (!out.write(chunk)) src.pause()
+  }
+  out.on('drain', () => src.resume())
+  src.on('data', onData)
+  src.once('end', () => out.end())
+  src.once('aborted', () => stop(new ClientAbortedError()))
+  src.once('error', () => stop(new ClientAbortedError()))
+  return out
+}
+
+/** The whole body in memory, for requests that may be sent again; same limit and same care. */
+function readLimited(src: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let seen = 0
+    const stop = (err: Error) => {
+      src.off('data', onData)
+      src.pause()
+      reject(err)
+    }
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length
+      if (seen > limit) return stop(new PayloadTooLargeError(String(limit)))
+      chunks.push(chunk)
+    }
+    src.on('data', onData)
+    src.once('end', () => resolve(Buffer.concat(chunks, seen)))
+    src.once('aborted', () => stop(new ClientAbortedError()))
+    src.once('error', () => stop(new ClientAbortedError()))
+  })
+}
+
+function headerOf(res: UpstreamResponse, name: string): string | undefined {
+  const h = res.headers
+  for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1]
+  return undefined
+}
+
+function hasBody(request: FastifyRequest): boolean {
+  if (request.method === 'GET' || request.method === 'HEAD') return false
+  const { headers } = request
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
+}
+
+type Failure =
+  | { kind: 'open' }
+  | { kind: 'client'; error: Error }
+  | { kind: 'status'; response: UpstreamResponse }
+  | { kind: 'timeout' }
+  | { kind: 'connect'; error: Error }
+
+/** `status_503`, `timeout`, `connect`: the metric label of a failed attempt. */
+const failureKind = (f: Failure) => (f.kind === 'status' ? `status_${f.response.statusCode}` : f.kind)
+
+function classify(err: unknown): Failure {
+  if (err instanceof UpstreamStatusError) return { kind: 'status', response: err.response }
+  const code = (err as { code?: string }).code ?? ''
+  if (code === 'EOPENBREAKER') return { kind: 'open' }
+  if (CLIENT_SIDE_CODES.has(code)) return { kind: 'client', error: err as Error }
+  if (code === ATTEMPT_TIMEOUT || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return { kind: 'timeout' }
+  }
+  return { kind: 'connect', error: err as Error }
+}
+
+/**
+ * Sends a request to a service: one instance per attempt (round robin over closed breakers), each
+ * attempt through that instance's breaker, retried only when the method is safe or the client sent
+ * Idempotency-Key, with backoff or the upstream's Retry-After, all inside the request's deadline.
+ *
+ * undici directly rather than @fastify/reply-from: the retry loop has to pick an instance and consult
+ * its breaker per attempt, replay a buffered body, and decide on a retry before anything reaches the
+ * client, while reply-from commits the reply on its first attempt.
+ */
+export class Forwarder {
+  constructor(
+    private readonly opts: ForwarderOptions,
+    private readonly metrics: GatewayMetrics
+  ) {}
+
+  async forward(request: FastifyRequest, reply: FastifyReply, service: UpstreamService, timeoutMs: number): Promise<FastifyReply> {
+    const deadline = performance.now() + this.opts.deadlineMs
+    const retryable = this.opts.maxRetries > 0 && mayRetry(request.method, request.headers['idempotency-key'])
+    const headers = upstreamHeaders(request.headers, {
+      requestId: request.id,
+      clientIp: request.clientIp,
+      host: request.headers.host,
+      proto: request.protocol
+    })
+    let body: Buffer | Readable | null = null
+    if (hasBody(request)) {
+      const src = (request.body as Readable | undefined) ?? request.raw
+      body = retryable
+        ? await readLimited(src, this.opts.sizeLimit).catch((err: Error) => this.clientFailure(reply, err))
+        : limitedStream(src, this.opts.sizeLimit)
+    } else if (headers['content-length'] !== undefined) {
+      delete headers['content-length']
+    }
+    const options: Dispatcher.DispatchOptions = {
+      path: request.url,
+      method: request.method as Dispatcher.HttpMethod,
+      headers,
+      body,
+      headersTimeout: timeoutMs + 1000, // a backstop only: the attempt's own timer fires first
+      bodyTimeout: timeoutMs
+    }
+
+    let retries = 0
+    for (;;) {
+      const instance = service.pick()
+      if (instance === null) return this.circuitOpen(reply, service)
+      const started = performance.now()
+      const attemptMs = Math.max(1, Math.min(timeoutMs, deadline - started))
+      let failure: Failure
+      try {
+        const res = (await instance.breaker.fire(() => instance.send(options, attemptMs))) as UpstreamResponse
+        instance.latency.observe((performance.now() - started) / 1000)
+        return this.relay(reply, res)
+      } catch (err) {
+        failure = classify(err)
+      }
+      if (failure.kind === 'open') continue // it opened between pick and fire: pick again
+      if (failure.kind === 'client') return this.clientFailure(reply, failure.error)
+      instance.latency.observe((performance.now() - started) / 1000)
+      this.metrics.upstreamFailures.inc({
+        service: service.name,
+        instance: instance.url,
+        kind: failureKind(failure)
+      })
+
+      const delay = retryable && retries < this.opts.maxRetries ? this.retryDelay(failure, retries) : null
+      if (delay !== null && performance.now() + delay < deadline && !request.socket.destroyed) {
+        if (failure.kind === 'status' && failure.response.body instanceof Readable) failure.response.body.destroy()
+        retries++
+        this.metrics.retries.inc({ service: service.name, reason: failureKind(failure) })
+        if (delay > 0) await sleep(delay)
+        continue
+      }
+      if (failure.kind === 'status') return this.relay(reply, failure.response)
+      if (failure.kind === 'timeout') throw new UpstreamTimeoutError(service.name)
+      request.log.warn({ err: failure.error, service: service.name, instance: instance.url }, 'upstream unreachable')
+      throw new UpstreamError(service.name)
+    }
+  }
+
+  /** Milliseconds before the next attempt, or null when this failure is not worth one. */
+  private retryDelay(failure: Failure, retries: number): number | null {
+    if (failure.kind === 'status') {
+      if (!isRetryableStatus(failure.response.statusCode)) return null
+      const after = retryAfterMs(headerOf(failure.response, 'retry-after'))
+      if (after !== null) return after
+    }
+    return backoffMs(retries, this.opts.retryDelaySeconds, this.opts.backoffFactor)
+  }
+
+  private relay(reply: FastifyReply, res: UpstreamResponse): FastifyReply {
+    reply.code(res.statusCode)
+    const headers = res.headers
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i] as string
+      if (isHopByHop(name) || name === 'x-request-id') continue
+      if (name === DEGRADATION) addDegradation(reply, headers[i + 1] as string)
+      else reply.header(name, headers[i + 1])
+    }
+    const body = res.body
+    return body instanceof Readable || body.length > 0 ? reply.send(body) : reply.send()
+  }
+
+  private circuitOpen(reply: FastifyReply, service: UpstreamService): never {
+    addDegradation(reply, service.degradationMode)
+    this.metrics.degradations.inc({ mode: service.degradationMode })
+    throw withRetryAfter(new CircuitOpenError(service.name), service.retryAfterSeconds())
+  }
+
+  private clientFailure(reply: FastifyReply, err: Error): never {
+    // The rest of an oversized body is never read: the connection closes after the 413.
+    if ((err as { code?: string }).code === 'PAYLOAD_TOO_LARGE') reply.header('connection', 'close')
+    throw err
+  }
+}
+
+export const forwarderPlugin = fp<ForwarderOptions>(
+  async (fastify, opts) => {
+    fastify.decorate('forwarder', new Forwarder(opts, fastify.gatewayMetrics))
+    fastify.decorateRequest('clientIp', '')
+  },
+  { name: 'forwarder', dependencies: ['gateway-metrics', 'upstreams'] }
+)

@@ -1,0 +1,253 @@
+import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
+import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
+
+/**
+ * A fixed window per key, atomic in Redis: every gateway replica counts into the same key. One call
+ * takes `ARGV[2]` counts at once (a lease, see RateLimiter). The window starts with the first count and
+ * the key expires with it.
+ */
+const LEASE_SCRIPT = `
+local current = redis.call('INCRBY', KEYS[1], ARGV[2])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {current, ttl}
+`
+
+type LeaseCommand = (key: string, windowMs: number, size: number) => Promise<[number, number]>
+
+/** A lease is at most this many counts… */
+const MAX_LEASE = 100
+/** …and at most this fraction of what is left in the window, so a lease is 1 when the budget runs low. */
+const LEASE_DIVISOR = 64
+
+/** How many counts to take from Redis at once for a key with `max` allowed and `seen` already counted. */
+export function leaseSize(max: number, seen: number): number {
+  const remaining = max - seen
+  return remaining <= LEASE_DIVISOR ? 1 : Math.min(MAX_LEASE, Math.floor(remaining / LEASE_DIVISOR))
+}
+
+interface Lease {
+  /** The next global count this instance may hand out, and the last one it holds. */
+  next: number
+  last: number
+  expiresAt: number
+  /** The key's global count when Redis last answered. */
+  seen: number
+}
+
+export interface Hit {
+  current: number
+  /** Milliseconds until the window resets. */
+  ttl: number
+  /** Counted by this instance alone because Redis could not be used. */
+  local: boolean
+}
+
+interface Log {
+  warn(obj: object, msg: string): void
+  info(obj: object, msg: string): void
+}
+
+/**
+ * Counts requests in Redis, shared by every replica, atomically (one Lua INCRBY per call).
+ *
+ * A busy key does not cost a Redis round trip per request: the instance leases a few counts at once
+ * (at most 100, and at most 1/64 of what is left, so exactly one at a time near the limit) and hands
+ * them out locally until they run out or the window ends. The limit is never exceeded; at worst a
+ * client spread over N replicas is refused early by the counts other replicas still hold (≤ N/64 of
+ * the budget that was left). Small limits, like the tests', are therefore exact.
+ *
+ * While Redis is down (or a command fails) it counts in this instance's memory instead: limits stay on,
+ * never an error, and Redis is used again as soon as the client reconnects, without a restart.
+ */
+export class RateLimiter {
+  private readonly local = new Map<string, { count: number; resetAt: number }>()
+  private readonly leases = new Map<string, Lease>()
+  /** Lease requests in flight per key: concurrent requests wait for it instead of leasing again. */
+  private readonly leasing = new Map<string, Promise<void>>()
+  /** Keys counted locally whose rate-limit hook has not yet read that fact (see takeLocal). */
+  private readonly pendingLocal = new Map<string, number>()
+  private readonly leaseCommand: LeaseCommand
+  private degraded = false
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly maxLocalKeys: number,
+    private readonly log: Log
+  ) {
+    if (!('gatewayRateLimitLease' in redis)) redis.defineCommand('gatewayRateLimitLease', { numberOfKeys: 1, lua: LEASE_SCRIPT })
+    const command = (redis as unknown as { gatewayRateLimitLease: LeaseCommand }).gatewayRateLimitLease
+    this.leaseCommand = (key, windowMs, size) => command.call(redis, key, windowMs, size)
+  }
+
+  /** Counts one request for `key` (at most `max` per window of `windowMs`). Never rejects. */
+  async count(key: string, windowMs: number, max: number): Promise<Hit> {
+    if (this.redis.status === 'ready') {
+      const held = this.fromLease(key)
+      if (held) return held
+      const inFlight = this.leasing.get(key)
+      if (inFlight) {
+        await inFlight
+        const shared = this.fromLease(key)
+        if (shared) return shared
+      }
+      try {
+        const hit = await this.lease(key, windowMs, max)
+        if (this.degraded) {
+          this.degraded = false
+          this.log.info({}, 'rate limits are shared through Redis again')
+        }
+        return hit
+      } catch {
+        // Redis failed mid-command: this request is counted locally.
+      }
+    }
+    if (!this.degraded) {
+      this.degraded = true
+      this.log.warn({}, 'Redis unavailable: rate limits are counted per instance (X-Degradation-Mode: rate_limit_local)')
+    }
+    return this.countLocally(key, windowMs)
+  }
+
+  private fromLease(key: string): Hit | null {
+    const lease = this.leases.get(key)
+    if (lease === undefined || lease.next > lease.last) return null
+    const now = Date.now()
+    if (lease.expiresAt <= now) return null
+    return { current: lease.next++, ttl: lease.expiresAt - now, local: false }
+  }
+
+  private async lease(key: string, windowMs: number, max: number): Promise<Hit> {
+    const previous = this.leases.get(key)
+    const size = leaseSize(max, previous && previous.expiresAt > Date.now() ? previous.seen : 0)
+    let done!: () => void
+    this.leasing.set(key, new Promise<void>((resolve) => (done = resolve)))
+    try {
+      const [global, ttl] = await this.leaseCommand(key, Math.ceil(windowMs), size)
+      const first = global - size + 1
+      if (!this.leases.has(key) && this.leases.size >= this.maxLocalKeys) this.evictOldest(this.leases)
+      // The first count is this request's; the rest of the lease serves the next ones.
+      this.leases.set(key, { next: first + 1, last: global, expiresAt: Date.now() + ttl, seen: global })
+      return { current: first, ttl, local: false }
+    } finally {
+      this.leasing.delete(key)
+      done()
+    }
+  }
+
+  private evictOldest(map: Map<string, unknown>): void {
+    const oldest = map.keys().next().value
+    if (oldest !== undefined) map.delete(oldest)
+  }
+
+  private countLocally(key: string, windowMs: number): Hit {
+    const now = Date.now()
+    let entry = this.local.get(key)
+    if (!entry || entry.resetAt <= now) {
+      // Bounded memory: the oldest window goes first.
+      if (!entry && this.local.size >= this.maxLocalKeys) this.evictOldest(this.local)
+      entry = { count: 0, resetAt: now + windowMs }
+      this.local.set(key, entry)
+    }
+    entry.count++
+    return { current: entry.count, ttl: entry.resetAt - now, local: true }
+  }
+
+  /**
+   * @fastify/rate-limit's store interface and its result do not say how a request was counted, so a
+   * store call that counted locally leaves a mark on its key; the proxy's hook (same key, right after)
+   * takes it and flags the reply with X-Degradation-Mode.
+   */
+  markLocal(key: string): void {
+    this.pendingLocal.set(key, (this.pendingLocal.get(key) ?? 0) + 1)
+  }
+
+  takeLocal(key: string): boolean {
+    const n = this.pendingLocal.get(key)
+    if (n === undefined) return false
+    if (n <= 1) this.pendingLocal.delete(key)
+    else this.pendingLocal.set(key, n - 1)
+    return true
+  }
+
+  /** The store @fastify/rate-limit is given: every route counts through this limiter. */
+  store(): FastifyRateLimitStoreCtor {
+    return storeFor(this)
+  }
+}
+
+function storeFor(limiter: RateLimiter): FastifyRateLimitStoreCtor {
+  return class GatewayRateLimitStore implements FastifyRateLimitStore {
+    incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number, max: number) {
+      limiter.count(key, timeWindow, max).then((hit) => {
+        if (hit.local) limiter.markLocal(key)
+        callback(null, hit)
+      }, callback)
+    }
+
+    // Buckets are chosen by key (see the route table), not by route: one store for all.
+    child(): FastifyRateLimitStore {
+      return this
+    }
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    rateLimiter: RateLimiter
+  }
+}
+
+export interface RateLimiterOptions {
+  url: string
+  keyPrefix: string
+  commandTimeoutMs: number
+  localKeys: number
+}
+
+/**
+ * The limiter has its own Redis connection, with ioredis auto-pipelining: the counts of every request
+ * that arrives in the same event-loop turn travel in one write and one read, which is most of what a
+ * shared limit costs per request. It fails fast like the kit's client (no offline queue).
+ */
+export const rateLimiterPlugin = fp<RateLimiterOptions>(
+  async (fastify, opts) => {
+    let lastError = ''
+    const redis = new Redis(opts.url, {
+      keyPrefix: opts.keyPrefix,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      maxRetriesPerRequest: 1,
+      commandTimeout: opts.commandTimeoutMs,
+      connectTimeout: 2000,
+      retryStrategy: (times) => Math.min(times * 200, 2000)
+    })
+    redis.on('error', (err: Error) => {
+      if (err.message !== lastError) fastify.log.warn({ err }, 'rate-limit redis error')
+      lastError = err.message
+    })
+    redis.on('ready', () => {
+      lastError = ''
+    })
+    // Start shared: wait for the first connection (or its first failure, then start degraded).
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000)
+      const settle = () => {
+        clearTimeout(timer)
+        redis.off('ready', settle).off('error', settle)
+        resolve()
+      }
+      redis.once('ready', settle).once('error', settle)
+    })
+    fastify.decorate('rateLimiter', new RateLimiter(redis, opts.localKeys, fastify.log))
+    fastify.addHook('onClose', async () => {
+      if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect())
+      else redis.disconnect()
+    })
+  },
+  { name: 'rate-limiter' }
+)

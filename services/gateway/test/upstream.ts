@@ -1,0 +1,119 @@
+import { createServer, type Server, type Socket } from 'node:net'
+import type { IncomingHttpHeaders } from 'node:http'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Tap } from './helper.js'
+
+export interface Hit {
+  method: string
+  url: string
+  headers: IncomingHttpHeaders
+  bytes: number
+}
+
+/** A small real upstream on its own port, which a test can stop (connections refused) and start again. */
+export interface TestUpstream {
+  url: string
+  port: number
+  name: string
+  hits: Hit[]
+  stop(): Promise<void>
+  start(): Promise<void>
+}
+
+/**
+ * Answers every path with what it received ({instance, method, url, headers, bytes}). Behaviours:
+ * - `…/status/<code>[?retryAfter=s]` answers that status;
+ * - `…/flaky/<key>?fail=<n>&code=<c>[&retryAfter=s]` fails the first n hits of that key with code c;
+ * - `…/slow?ms=<n>` answers after n ms;
+ * - `/health` answers 200.
+ * Bodies are streamed and counted, never limited.
+ */
+export async function startUpstream(t: Tap, name = 'upstream', fixedPort = 0): Promise<TestUpstream> {
+  const hits: Hit[] = []
+  const flaky = new Map<string, number>()
+  let app: FastifyInstance | null = null
+  let port = fixedPort
+
+  const build = () => {
+    const f = Fastify({ logger: false, forceCloseConnections: true })
+    f.removeAllContentTypeParsers()
+    f.addContentTypeParser('*', (_req, payload, done) => {
+      let n = 0
+      payload.on('data', (c: Buffer) => (n += c.length))
+      payload.on('end', () => done(null, n))
+      payload.on('error', (err) => done(err, undefined))
+    })
+    f.get('/health', async () => ({ status: 'ok' }))
+    f.all('/*', async (request, reply) => {
+      const bytes = typeof request.body === 'number' ? request.body : 0
+      hits.push({ method: request.method, url: request.url, headers: request.headers, bytes })
+      const [path, query = ''] = request.url.split('?') as [string, string?]
+      const params = new URLSearchParams(query)
+      const retryAfter = params.get('retryAfter')
+      if (retryAfter) reply.header('retry-after', retryAfter)
+      const status = /\/status\/(\d{3})$/.exec(path)
+      if (status) return reply.code(Number(status[1])).send({ instance: name, code: `STATUS_${status[1]}` })
+      const flakyKey = /\/flaky\/([^/]+)$/.exec(path)
+      if (flakyKey) {
+        const seen = (flaky.get(flakyKey[1] as string) ?? 0) + 1
+        flaky.set(flakyKey[1] as string, seen)
+        if (seen <= Number(params.get('fail') ?? 0)) return reply.code(Number(params.get('code') ?? 503)).send({ instance: name, attempt: seen })
+        reply.removeHeader('retry-after')
+        return { instance: name, attempt: seen, bytes }
+      }
+      if (path.endsWith('/slow')) await new Promise((r) => setTimeout(r, Number(params.get('ms') ?? 100)))
+      reply.header('x-upstream-instance', name)
+      const degrade = params.get('degrade')
+      if (degrade) reply.header('x-degradation-mode', degrade)
+      return { instance: name, method: request.method, url: request.url, headers: request.headers, bytes }
+    })
+    return f
+  }
+
+  const start = async () => {
+    if (app) return
+    app = build()
+    await app.listen({ host: '127.0.0.1', port })
+    port = (app.server.address() as { port: number }).port
+  }
+  const stop = async () => {
+    const a = app
+    app = null
+    if (a) await a.close()
+  }
+  await start()
+  t.teardown(stop)
+  return {
+    get url() {
+      return `http://127.0.0.1:${port}`
+    },
+    get port() {
+      return port
+    },
+    name,
+    hits,
+    stop,
+    start
+  }
+}
+
+/** Accepts connections and never answers: an upstream that hangs. */
+export async function startFrozenUpstream(t: Tap): Promise<{ url: string; connections: () => number }> {
+  const sockets = new Set<Socket>()
+  let accepted = 0
+  const server: Server = createServer((s) => {
+    accepted++
+    sockets.add(s)
+    s.on('error', () => {})
+    s.on('close', () => sockets.delete(s))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => r())
+      })
+  )
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, connections: () => accepted }
+}
