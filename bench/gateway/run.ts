@@ -28,6 +28,8 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 3)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const ROUTE = '/api/v1/sessions/active'
 const headers = { authorization: `Bearer ${testToken('bench-user')}` }
+// (e): the same user through a login session, so the guard runs its checks on every request.
+const guardHeaders = { authorization: `Bearer ${testToken('bench-user', ['user'], { sid: 'bench-sid' })}`, 'user-agent': 'autocannon' }
 
 async function startNginx(upstreamPort: number, port: number): Promise<{ child: ChildProcess; dir: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'bench-nginx-'))
@@ -70,7 +72,7 @@ const schema = await createTestSchema(join(repoRoot, 'services/sessions/prisma/m
 const redis = await startRedisServer()
 const ns = uniqueName('benchgw')
 const dead = `http://127.0.0.1:${await freePort()}`
-const ports = { a: await freePort(), b: await freePort(), c: await freePort(), d: await freePort() }
+const ports = { a: await freePort(), b: await freePort(), c: await freePort(), d: await freePort(), e: await freePort() }
 const children: ChildProcess[] = []
 let nginxDir = ''
 
@@ -100,26 +102,25 @@ try {
   if (created.status !== 201) throw new Error(`could not create the session: ${created.status}`)
 
   const upstream = `http://127.0.0.1:${ports.a}`
-  children.push(
-    await startNode(
-      'services/gateway/src/server.ts',
-      {
-        PORT: String(ports.b),
-        HOST: '127.0.0.1',
-        SESSIONS_URLS: upstream,
-        TASK_SESSIONS_URLS: dead,
-        CHAT_URLS: dead,
-        CLEANUP_WORKER_URLS: dead,
-        REDIS_URL: redis.url,
-        REDIS_KEY_PREFIX: `${ns}:g:`,
-        NATS_NAMESPACE: ns,
-        JWT_SECRET: TEST_JWT_SECRET,
-        // Every policy stays on; the limit is only set high enough that the load is not refused.
-        RATE_LIMIT_AUTHENTICATED: '1000000000'
-      },
-      `http://127.0.0.1:${ports.b}/ready`
-    )
-  )
+  const gatewayEnv = (port: number, guard: boolean) => ({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    SESSIONS_URLS: upstream,
+    TASK_SESSIONS_URLS: dead,
+    CHAT_URLS: dead,
+    CLEANUP_WORKER_URLS: dead,
+    REDIS_URL: redis.url,
+    // The guarded gateway shares the sessions service's prefix: it reads the login state it writes.
+    REDIS_KEY_PREFIX: guard ? `${ns}:s:` : `${ns}:g:`,
+    NATS_NAMESPACE: ns,
+    JWT_SECRET: TEST_JWT_SECRET,
+    // Every policy stays on; the limits are only set high enough that the load is not refused.
+    RATE_LIMIT_AUTHENTICATED: '1000000000',
+    LOGIN_GUARD_ENABLED: String(guard),
+    SUSPICIOUS_REQUEST_RATE: '1000000000'
+  })
+  children.push(await startNode('services/gateway/src/server.ts', gatewayEnv(ports.b, false), `http://127.0.0.1:${ports.b}/ready`))
+  children.push(await startNode('services/gateway/src/server.ts', gatewayEnv(ports.e, true), `http://127.0.0.1:${ports.e}/ready`))
   children.push(await startNode('bench/gateway/bare-proxy.ts', { PORT: String(ports.d), UPSTREAM: upstream }, `http://127.0.0.1:${ports.d}/health`))
   const nginx = await startNginx(ports.a, ports.c)
   children.push(nginx.child)
@@ -134,21 +135,25 @@ try {
     const r = await fetch(`http://127.0.0.1:${port}${ROUTE}`, { headers })
     if (r.status !== 200) throw new Error(`port ${port} answered ${r.status}`)
   }
+  const guarded = await fetch(`http://127.0.0.1:${ports.e}${ROUTE}`, { headers: guardHeaders })
+  if (guarded.status !== 200 || guarded.headers.get('x-session-id') !== 'bench-sid') {
+    throw new Error(`the guard is not checking: ${guarded.status} ${[...guarded.headers].join(' ')}`)
+  }
 
   const run = async (port: number, connections: number, duration: number) => {
-    const r = await load({ url: `http://127.0.0.1:${port}${ROUTE}`, connections, duration, headers })
+    const r = await load({ url: `http://127.0.0.1:${port}${ROUTE}`, connections, duration, headers: port === ports.e ? guardHeaders : headers })
     if (r.non2xx || r.errors) throw new Error(`port ${port}: ${r.non2xx} non-2xx, ${r.errors} errors`)
     return r
   }
-  const keys = ['a', 'b', 'c', 'd'] as const
+  const keys = ['a', 'b', 'c', 'd', 'e'] as const
   // Warm-up (JIT, pools, the gateway's token cache and rate-limit lease) before anything is measured.
   for (const k of keys) await run(ports[k], 10, 2)
   // The machine is shared: each figure is the median of ROUNDS runs, the four targets taking turns
   // in a rotating order, so a burst of outside load does not land on one target only.
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number
-  const results: Record<(typeof keys)[number], Record<number, LoadResult>> = { a: {}, b: {}, c: {}, d: {} }
+  const results: Record<(typeof keys)[number], Record<number, LoadResult>> = { a: {}, b: {}, c: {}, d: {}, e: {} }
   for (const c of [10, 50]) {
-    const runs: Record<string, LoadResult[]> = { a: [], b: [], c: [], d: [] }
+    const runs: Record<string, LoadResult[]> = { a: [], b: [], c: [], d: [], e: [] }
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < keys.length; i++) {
         const k = keys[(i + round) % keys.length] as (typeof keys)[number]
@@ -161,7 +166,13 @@ try {
     }
   }
 
-  const names = { a: '(a) sessions direct', b: '(b) gateway, every policy', c: '(c) nginx reverse proxy', d: '(d) bare @fastify/http-proxy' }
+  const names = {
+    a: '(a) sessions direct',
+    b: '(b) gateway, every policy, guard off',
+    c: '(c) nginx reverse proxy',
+    d: '(d) bare @fastify/http-proxy',
+    e: '(e) gateway, every policy, guard on'
+  }
   const rows: Array<{ figure: string; value: string; target: string; met?: boolean }> = []
   for (const c of [10, 50]) {
     for (const k of keys) {
@@ -176,6 +187,8 @@ try {
     rows.push({ figure: `(b)/(c) @${c}`, value: fmt(b.rps / nginxR.rps, 2), target: '≥ 0.60', met: b.rps / nginxR.rps >= 0.6 })
     rows.push({ figure: `(d)/(a) @${c}`, value: fmt(d.rps / a.rps, 2), target: '' })
     rows.push({ figure: `(c)/(a) @${c}`, value: fmt(nginxR.rps / a.rps, 2), target: '' })
+    const guardCost = 1 - results.e[c]!.rps / b.rps
+    rows.push({ figure: `guard cost 1 - (e)/(b) @${c}`, value: `${fmt(guardCost * 100, 1)} %`, target: '≤ 15 %', met: guardCost <= 0.15 })
     if (c === 10) {
       const added = b.p50 - a.p50
       rows.push({ figure: 'p50 added by the gateway @10', value: `${fmt(added, 2)} ms`, target: '≤ 2 ms', met: added <= 2 })
