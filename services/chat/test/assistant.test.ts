@@ -1,0 +1,151 @@
+import t from 'tap'
+import { createServer, type IncomingMessage } from 'node:http'
+import { waitFor } from '@platform/kit/testing'
+import { build, clients, Client, type Frame } from './helper.js'
+
+type Mode = 'ok' | 'slow' | 'fail'
+
+/** A local OpenAI-compatible endpoint whose behaviour the test switches. */
+async function fakeEndpoint(t: { teardown(fn: () => unknown): void }) {
+  const state = { mode: 'ok' as Mode, requests: [] as Array<{ url: string; auth: string | undefined; body: Frame }> }
+  const server = createServer((req: IncomingMessage, res) => {
+    let raw = ''
+    req.on('data', (c) => (raw += c))
+    req.on('end', () => {
+      const body = JSON.parse(raw) as Frame
+      state.requests.push({ url: req.url ?? '', auth: req.headers.authorization, body })
+      const answer = () => {
+        if (res.destroyed) return
+        const last = body.messages.at(-1)
+        res.setHeader('content-type', 'application/json')
+        res.end(
+          JSON.stringify({
+            model: 'fake-1',
+            choices: [{ message: { role: 'assistant', content: `echo: ${last.content}` }, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 10, completion_tokens: 3 }
+          })
+        )
+      }
+      if (state.mode === 'fail') {
+        res.statusCode = 500
+        res.end('{"error":"boom"}')
+      } else if (state.mode === 'slow') {
+        setTimeout(answer, 3000).unref()
+      } else {
+        answer()
+      }
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => {
+    server.closeAllConnections()
+    return new Promise((r) => server.close(r))
+  })
+  return { state, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/v1` }
+}
+
+/** Sends a user message and returns the assistant's reply to it. */
+async function ask(c: Client, content: string): Promise<Frame> {
+  const mine = await c.request({ type: 'message', content })
+  return c.next((f) => f.type === 'message' && f.sender === 'assistant' && f.metadata.replyTo === mine.id, 5000)
+}
+
+t.test('the endpoint answers with history; failures fall back; the breaker opens and closes again', async (t) => {
+  const fake = await fakeEndpoint(t)
+  const { app, wsUrl, schema } = await build(t, {
+    RATE_LIMIT_MESSAGES_PER_MINUTE: '1000',
+    ASSISTANT_URL: fake.url,
+    ASSISTANT_API_KEY: 'sk-test',
+    ASSISTANT_MODEL: 'fake-1',
+    ASSISTANT_SYSTEM_PROMPT: 'Be brief.',
+    RESPONSE_TIMEOUT_SECONDS: '0.3',
+    ASSISTANT_BREAKER_VOLUME: '3',
+    ASSISTANT_BREAKER_ERROR_PERCENT: '50',
+    ASSISTANT_BREAKER_RESET_MS: '400'
+  })
+  const c = await (clients(t))(wsUrl, 'u1')
+  await c.init()
+
+  const first = await ask(c, 'hello')
+  t.equal(first.content, 'echo: hello')
+  t.strictSame(first.metadata, {
+    responder: 'openai',
+    model: 'fake-1',
+    usage: { promptTokens: 10, completionTokens: 3 },
+    replyTo: first.metadata.replyTo
+  })
+  t.ok(first.processingMs >= 0 && first.processingMs < 2000, `processingMs ${first.processingMs}`)
+  t.equal(fake.state.requests[0]?.url, '/v1/chat/completions')
+  t.equal(fake.state.requests[0]?.auth, 'Bearer sk-test')
+  t.strictSame(fake.state.requests[0]?.body, {
+    model: 'fake-1',
+    messages: [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'hello' }
+    ]
+  })
+  t.equal((await ask(c, 'and again')).content, 'echo: and again')
+  t.strictSame(fake.state.requests[1]?.body.messages, [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'hello' },
+    { role: 'assistant', content: 'echo: hello' },
+    { role: 'user', content: 'and again' }
+  ], 'the session’s recent history goes along')
+
+  fake.state.mode = 'slow'
+  const slow = await ask(c, 'how do I rate a chat?')
+  t.equal(slow.content, 'You can rate a chat from 1 to 5 stars once you are done; it helps us improve.', 'the built-in answer when it knows one')
+  t.strictSame(slow.metadata, { responder: 'fallback', fallback: true, reason: 'timeout', intent: 'rating', replyTo: slow.metadata.replyTo })
+  t.ok(slow.processingMs >= 290 && slow.processingMs < 2000, `processingMs ${slow.processingMs}`)
+
+  fake.state.mode = 'fail'
+  const failed = await ask(c, 'purple elephants')
+  t.equal(failed.content, 'Sorry, the assistant is not available right now. Your message is saved; please try again in a moment.')
+  t.strictSame(failed.metadata, { responder: 'fallback', fallback: true, reason: 'error', replyTo: failed.metadata.replyTo })
+  t.equal(app.assistant.state, 'closed', '2 failures in 4 calls: not above 50% yet')
+  t.equal((await ask(c, 'purple elephants')).metadata.reason, 'error')
+  t.equal(app.assistant.state, 'open', '3 failures in 5 calls: open')
+
+  const calls = fake.state.requests.length
+  const open = await ask(c, 'purple elephants')
+  t.strictSame(open.metadata, { responder: 'fallback', fallback: true, reason: 'circuit_open', replyTo: open.metadata.replyTo })
+  t.ok(open.processingMs < 200, `an open breaker answers at once (${open.processingMs} ms)`)
+  t.equal(fake.state.requests.length, calls, 'the endpoint is not called while open')
+  const ready = (await app.inject({ method: 'GET', url: '/ready' })).json()
+  t.equal(ready.checks.assistant, 'down')
+  t.equal(ready.status, 'degraded')
+
+  fake.state.mode = 'ok'
+  await waitFor(() => app.assistant.state === 'half_open', 3000)
+  t.equal((await ask(c, 'recovered?')).content, 'echo: recovered?', 'the half-open probe succeeds')
+  t.equal(app.assistant.state, 'closed')
+  t.equal((await ask(c, 'still fine')).metadata.responder, 'openai')
+
+  const { rows } = await schema.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM chat_messages WHERE sender = 'assistant' AND (metadata->>'fallback')::boolean AND processing_ms IS NOT NULL`
+  )
+  t.equal(rows[0]?.n, 4, 'every fallback was persisted with its processing time')
+})
+
+t.test('shutdown cuts an assistant call short: its fallback is persisted and delivered before 1012', async (t) => {
+  const fake = await fakeEndpoint(t)
+  fake.state.mode = 'slow'
+  const built = await build(t, { ASSISTANT_URL: fake.url, RESPONSE_TIMEOUT_SECONDS: '20' })
+  const c = await Client.connect(built.wsUrl, 'u1')
+  await c.init()
+  const mine = await c.request({ type: 'message', content: 'are you there?' })
+  await waitFor(() => fake.state.requests.length === 1, 3000)
+  const started = Date.now()
+  await built.close()
+  t.ok(Date.now() - started < 2000, 'no waiting for the endpoint')
+  const reply = c.frames.find((f) => f.type === 'message' && f.sender === 'assistant')
+  t.strictSame(reply?.metadata, { responder: 'fallback', fallback: true, reason: 'shutdown', replyTo: mine.id })
+  t.strictSame(await c.closed, { code: 1012, reason: 'service restart' })
+  const { rows } = await built.schema.query<{ sender: string; reason: string | null }>(
+    `SELECT sender, metadata->>'reason' AS reason FROM chat_messages ORDER BY id`
+  )
+  t.strictSame(rows, [
+    { sender: 'user', reason: null },
+    { sender: 'assistant', reason: 'shutdown' }
+  ])
+})
