@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { join } from 'node:path'
@@ -10,9 +9,10 @@ import {
   createTestSchema,
   deleteRedisKeys,
   deleteStreams,
-  freePort,
+  startServiceProcess,
   uniqueName,
   waitFor,
+  type ServiceProcess,
   type TestSchema
 } from '@platform/kit/testing'
 import { app } from '../src/app.js'
@@ -214,54 +214,30 @@ export async function fakeService(t: Tap, script: Script = {}): Promise<FakeServ
 
 // ---- the real sessions service, as its own process ------------------------------------------------------
 
-export interface SessionsProcess {
-  url: string
+export interface SessionsProcess extends ServiceProcess {
   schema: TestSchema
-  child: ChildProcess
 }
 
-/** The real sessions service (`node --import tsx services/sessions/src/server.ts`) on its own schema. */
+/** The real sessions service as its own process on its own schema (services never import each other). */
 export async function startSessions(t: Tap, env: Record<string, string> = {}): Promise<SessionsProcess> {
   const schema = await createTestSchema(join(repoRoot, 'services/sessions/prisma/migrations'), 'cw_sessions')
   const ns = uniqueName('cws')
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'services/sessions/src/server.ts'], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: schema.url,
-      DATABASE_SCHEMA: schema.schema,
-      DATABASE_POOL_SIZE: '3',
-      REDIS_KEY_PREFIX: `${ns}:`,
-      NATS_NAMESPACE: ns,
-      JWT_SECRET: TEST_JWT_SECRET,
-      ...env
-    },
-    stdio: ['ignore', 'inherit', 'inherit']
+  const sessions = await startServiceProcess('sessions', {
+    DATABASE_URL: schema.url,
+    DATABASE_SCHEMA: schema.schema,
+    DATABASE_POOL_SIZE: '3',
+    REDIS_KEY_PREFIX: `${ns}:`,
+    NATS_NAMESPACE: ns,
+    JWT_SECRET: TEST_JWT_SECRET,
+    ...env
   })
-  const url = `http://127.0.0.1:${port}`
   t.teardown(async () => {
-    await stopProcess(child)
+    await sessions.stop()
     await schema.drop()
     await deleteRedisKeys('redis://127.0.0.1:6379', `${ns}:`).catch(() => {})
     await deleteStreams('nats://127.0.0.1:4222', ns).catch(() => {})
   })
-  await waitFor(async () => (await fetch(`${url}/health`)).ok, 30_000, 100)
-  return { url, schema, child }
-}
-
-/** SIGTERM (or `signal`), then the exit code once the process has gone. */
-export function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode)
-    child.once('exit', (code) => resolve(code))
-    child.kill(signal)
-    setTimeout(() => child.kill('SIGKILL'), 15_000).unref()
-  })
+  return { ...sessions, schema }
 }
 
 /** Sends a JSON request to a service the way another service would. */
@@ -303,32 +279,17 @@ export const replies = {
 
 // ---- the worker itself as a process (SIGTERM and crash tests) --------------------------------------------
 
-export interface WorkerProcess {
-  url: string
-  child: ChildProcess
-}
-
-/** `node --import tsx services/cleanup-worker/src/server.ts` on a deployment's schema and namespace. */
-export async function startWorker(t: Tap, deployment: Shared, env: Record<string, string> = {}): Promise<WorkerProcess> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'services/cleanup-worker/src/server.ts'], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      ...FAST,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: deployment.schema.url,
-      DATABASE_SCHEMA: deployment.schema.schema,
-      REDIS_KEY_PREFIX: `${deployment.ns}:`,
-      NATS_NAMESPACE: deployment.ns,
-      ...env
-    },
-    stdio: ['ignore', 'inherit', 'inherit']
+/** `services/cleanup-worker/src/server.ts` as its own process on a deployment's schema and namespace. */
+export async function startWorker(t: Tap, deployment: Shared, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const worker = await startServiceProcess('cleanup-worker', {
+    ...FAST,
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: deployment.schema.url,
+    DATABASE_SCHEMA: deployment.schema.schema,
+    REDIS_KEY_PREFIX: `${deployment.ns}:`,
+    NATS_NAMESPACE: deployment.ns,
+    ...env
   })
-  t.teardown(() => stopProcess(child, 'SIGKILL'))
-  const url = `http://127.0.0.1:${port}`
-  await waitFor(async () => (await fetch(`${url}/health`)).ok, 30_000, 100)
-  return { url, child }
+  t.teardown(() => worker.stop('SIGKILL'))
+  return worker
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { bearer, collectEvents, testToken, waitFor } from '@platform/kit/testing'
-import { build, callJson, fakeService, replies, runsOf, shared, startWorker, stopProcess, type FakeService } from './helper.js'
+import { build, callJson, fakeService, replies, runsOf, shared, startWorker, type FakeService } from './helper.js'
 
 const adminToken = testToken('admin-1', ['admin'])
 /** Calls of the cleanup itself (a worker's /health also asks for stats). */
@@ -34,7 +34,7 @@ t.test('SIGTERM to the worker process: the running job finishes and is recorded,
   const res = await callJson(`${worker.url}/api/v1/admin/cleanup/run`, 'POST', adminToken, { kind: 'task_sessions' })
   t.equal(res.status, 202)
   await waitFor(() => cleanups(task) === 1)
-  t.equal(await stopProcess(worker.child, 'SIGTERM'), 0)
+  t.equal(await worker.stop('SIGTERM'), 0)
   t.same((await runsOf(deployment.schema)).map((r) => [r.status, r.removed, r.attempts]), [['succeeded', 6, 1]])
 })
 
@@ -47,7 +47,7 @@ t.test('a worker killed mid-run: BullMQ hands the job to another replica, which 
   const res = await callJson(`${doomed.url}/api/v1/admin/cleanup/run`, 'POST', adminToken, { kind: 'task_sessions' })
   const runId = (res.json as { id: string }).id
   await waitFor(() => cleanups(task) === 1)
-  await stopProcess(doomed.child, 'SIGKILL')
+  await doomed.stop('SIGKILL')
   t.match(await runsOf(deployment.schema), [{ id: runId, status: 'running', attempts: 1 }], 'cut off while running')
 
   await build(t, env, deployment) // the surviving replica
