@@ -62,7 +62,7 @@ if (!stopping) {
     const state = pending.has(s) ? 'NOT HEALTHY' : 'healthy'
     console.log(`  ${s.name.padEnd(15)} http://127.0.0.1:${s.port}  (${state})`)
   }
-  console.log('Mint a token with: pnpm token --sub u1 --roles user. Ctrl-C stops everything.\n')
+  console.log('Mint a token with: pnpm run token --sub u1 --roles user. Ctrl-C stops everything.\n')
 }
 
 async function stopAll(code: number) {
