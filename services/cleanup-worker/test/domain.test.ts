@@ -1,7 +1,7 @@
 import t from 'tap'
 import { planFor, checkRunRequest, summarize, UnexpectedReplyError } from '../src/domain/kinds.js'
 import { overdue, retryDelay, schedules, schedulerId } from '../src/domain/schedule.js'
-import { decodeCursor, encodeCursor } from '../src/domain/cursor.js'
+import { decodeCursor, encodeCursor } from '@platform/kit'
 
 const base = { SESSION_CLEANUP_INTERVAL_MINUTES: 15, CLEANUP_SCHEDULES: 'all' }
 

@@ -6,4 +6,3 @@ export const ContextTooLargeError = createError(
   'The merged context would be %d bytes; at most %d are allowed: remove keys with null',
   422
 )
-export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this API returned; start again without it', 400)

@@ -15,7 +15,7 @@ import {
 } from '@platform/contracts'
 import { createEvent, outboxRow } from '@platform/kit'
 import { Prisma, type ChatSession } from '../generated/prisma/client.js'
-import { decodeCursor, encodeCursor } from '../domain/cursor.js'
+import { decodeCursor, encodeCursor } from '@platform/kit'
 import { mergePatch } from '../domain/merge-patch.js'
 import { ContextTooLargeError } from '../domain/errors.js'
 import { MESSAGE_COLUMNS, MessageWriter, messageFromRow, type MessageRow } from './message-writer.js'

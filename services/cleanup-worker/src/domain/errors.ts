@@ -22,4 +22,3 @@ export const QueueUnavailableError = createError(
   'The cleanup queue (Redis) is unavailable; retry after the time in Retry-After',
   503
 )
-export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this API returned; start again without it', 400)

@@ -13,7 +13,7 @@ import {
 } from '@platform/contracts'
 import { createEvent, outboxRow } from '@platform/kit'
 import { Prisma, type CleanupRun } from '../generated/prisma/client.js'
-import { decodeCursor, encodeCursor } from '../domain/cursor.js'
+import { decodeCursor, encodeCursor } from '@platform/kit'
 
 export interface StartedRun {
   id: string

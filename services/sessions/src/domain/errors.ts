@@ -17,4 +17,3 @@ export const ConcurrentSessionLimitError = createError(
 )
 export const SessionRequiredError = createError('SESSION_REQUIRED', 'This token carries no login session (sid claim)', 401)
 export const OthersRequiredError = createError('OTHERS_REQUIRED', 'Pass ?others=true to end every session but the current one', 400)
-export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this API returned; start again without it', 400)

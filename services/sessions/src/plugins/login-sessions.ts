@@ -13,7 +13,7 @@ import { createEvent, outboxRow } from '@platform/kit'
 import { Prisma, type LoginSession } from '../generated/prisma/client.js'
 import { parseDevice } from '../domain/device.js'
 import { expiryReason, type LoginLimits } from '../domain/login-rules.js'
-import { decodeCursor, encodeCursor } from '../domain/cursor.js'
+import { decodeCursor, encodeCursor } from '@platform/kit'
 import { ConcurrentSessionLimitError, LoginSessionNotFoundError } from '../domain/errors.js'
 
 type Tx = Prisma.TransactionClient

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { NamedSessionSubjects, type NamedSession as NamedSessionDto } from '@platform/contracts'
 import { createEvent, outboxRow } from '@platform/kit'
 import { Prisma, type NamedSession } from '../generated/prisma/client.js'
-import { decodeCursor, encodeCursor } from '../domain/cursor.js'
+import { decodeCursor, encodeCursor } from '@platform/kit'
 import {
   ActiveSessionDeletionError,
   DuplicateTitleError,

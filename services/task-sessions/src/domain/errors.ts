@@ -11,7 +11,6 @@ export const InvalidShortIdError = createError(
   'The short id must be 1-64 letters, digits or _ . : -',
   400
 )
-export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this API returned; start again without it', 400)
 export const InvalidEventEnvelopeError = createError('INVALID_EVENT_ENVELOPE', 'The event is not a CloudEvents 1.0 envelope: %s', 400)
 export const UnknownEventTypeError = createError('UNKNOWN_EVENT_TYPE', 'This event type is not a task lifecycle event: %s', 400)
 export const InvalidEventDataError = createError('INVALID_EVENT_DATA', 'The event data does not match its type: %s', 400)

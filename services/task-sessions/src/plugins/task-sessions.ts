@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { TaskSession as TaskSessionDto, TaskSessionList, TaskSessionListQuery } from '@platform/contracts'
 import type { Principal } from '@platform/kit'
 import type { Prisma, TaskSession } from '../generated/prisma/client.js'
-import { decodeCursor, encodeCursor } from '../domain/cursor.js'
+import { decodeSerialCursor as decodeCursor, encodeCursor } from '@platform/kit'
 import { TaskSessionNotFoundError } from '../domain/errors.js'
 
 declare module 'fastify' {
