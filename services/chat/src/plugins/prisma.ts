@@ -1,5 +1,4 @@
-import fp from 'fastify-plugin'
-import { PrismaPg } from '@prisma/adapter-pg'
+import { prismaPlugin as kitPrismaPlugin } from '@platform/kit'
 import { PrismaClient } from '../generated/prisma/client.js'
 
 declare module 'fastify' {
@@ -8,15 +7,4 @@ declare module 'fastify' {
   }
 }
 
-/** Prisma on the kit's pg pool, in the schema this instance was configured with. */
-export const prismaPlugin = fp(
-  async (fastify) => {
-    const adapter = new PrismaPg(fastify.db.pool, { schema: fastify.db.schema })
-    const prisma = new PrismaClient({ adapter })
-    fastify.decorate('prisma', prisma)
-    fastify.addHook('onClose', async () => {
-      await prisma.$disconnect()
-    })
-  },
-  { name: 'prisma', dependencies: ['platform-db'] }
-)
+export const prismaPlugin = kitPrismaPlugin((adapter) => new PrismaClient({ adapter }))
