@@ -22,7 +22,10 @@ for (const s of services) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: join(root, 'services', s.name),
     env: { ...process.env, PORT: String(s.port) },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Own process group: Ctrl-C reaches only this script, which then stops each service once, gracefully
+    // (a second signal would make close-with-grace exit at once).
+    detached: true
   })
   const prefix = `${s.name.padEnd(15)}|`
   for (const stream of [child.stdout, child.stderr]) {
@@ -85,5 +88,8 @@ async function stopAll(code: number) {
   )
   process.exit(code)
 }
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+})
 process.on('SIGINT', () => void stopAll(0))
 process.on('SIGTERM', () => void stopAll(0))
