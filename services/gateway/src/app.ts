@@ -53,7 +53,9 @@ export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config,
   await fastify.register(redisPlugin, {
     url: config.REDIS_URL,
     keyPrefix: config.REDIS_KEY_PREFIX,
-    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    // Every guarded request makes one call: batch those of a tick into one write.
+    autoPipelining: true
   })
   // The gateway publishes nothing; NATS is watched for /health (and for guards that need events).
   await fastify.register(natsPlugin, { url: config.NATS_URL, namespace: config.NATS_NAMESPACE, name: config.SERVICE_NAME, streams: [] })

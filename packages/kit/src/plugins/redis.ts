@@ -6,6 +6,8 @@ export interface RedisOptions {
   url: string
   keyPrefix: string
   commandTimeoutMs: number
+  /** Batch the commands of one event-loop tick into one write: for hot paths with many concurrent requests. */
+  autoPipelining?: boolean
 }
 
 declare module 'fastify' {
@@ -21,6 +23,7 @@ export function createRedis(opts: RedisOptions, onError: (err: Error) => void = 
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     commandTimeout: opts.commandTimeoutMs,
+    enableAutoPipelining: opts.autoPipelining ?? false,
     connectTimeout: 2000,
     retryStrategy: (times) => Math.min(times * 200, 2000)
   })

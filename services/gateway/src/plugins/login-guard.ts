@@ -37,19 +37,27 @@ const WINDOW_MS = 60_000
 const TOUCH = `
 local s = redis.call('HMGET', KEYS[1], 'userId', 'ua', 'ip', 'createdAt', 'lastSeen', 'ended', 'win', 'winCount', 'pending', 'lastFlush')
 if not s[1] then return false end
-if s[6] and s[6] ~= '' then return {s[1], s[2], s[3], s[4], s[5], s[6], '0', '0'} end
+if s[6] and s[6] ~= '' then return {s[1], s[2], s[3], s[4], s[5], s[6], '0', '0', '0'} end
 local now = tonumber(ARGV[1])
 local win = tonumber(s[7]) or 0
 local count = tonumber(s[8]) or 0
-if now - win >= tonumber(ARGV[2]) then win = now; count = 0 end
+if now - win >= tonumber(ARGV[2]) then
+  win = now
+  count = 0
+  redis.call('HSET', KEYS[1], 'win', win)
+end
 count = count + 1
 local pending = (tonumber(s[9]) or 0) + 1
-local lastFlush = tonumber(s[10]) or 0
 local flush = 0
-if now - lastFlush >= tonumber(ARGV[3]) then flush = pending; pending = 0; lastFlush = now end
-redis.call('HSET', KEYS[1], 'lastSeen', now, 'win', win, 'winCount', count, 'pending', pending, 'lastFlush', lastFlush)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-return {s[1], s[2], s[3], s[4], s[5], '', tostring(count), tostring(flush)}
+if now - (tonumber(s[10]) or 0) >= tonumber(ARGV[3]) then
+  flush = pending
+  pending = 0
+  -- The TTL (longer than the inactivity timeout) only needs renewing once per flush interval.
+  redis.call('HSET', KEYS[1], 'lastFlush', now)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+end
+redis.call('HSET', KEYS[1], 'lastSeen', now, 'winCount', count, 'pending', pending)
+return {s[1], s[2], s[3], s[4], s[5], '', tostring(count), tostring(flush), tostring(win)}
 `
 
 declare module 'ioredis' {
@@ -57,6 +65,28 @@ declare module 'ioredis' {
     loginTouch(key: string, now: number, windowMs: number, flushMs: number, ttl: number): Promise<string[] | null>
   }
 }
+
+interface Touched {
+  state: GuardState
+  /** Requests to report to the sessions service now (0 until the flush interval has passed). */
+  flush: number
+  /** Start of the current one-minute window (epoch ms). */
+  window: number
+}
+
+/** What the last Redis answer said of a session, kept for RECENT_MS. */
+interface Recent extends Touched {
+  at: number
+  inflight: number
+}
+
+/**
+ * While a session's last answer is this fresh, a request is decided on it (plus the requests in
+ * flight) and its Redis call runs beside the proxying instead of before it: the round trip leaves
+ * the request's latency, an ending elsewhere is still seen within this bound, and a rate violation
+ * by one request more at most on other replicas.
+ */
+const RECENT_MS = 500
 
 interface LocalCounter {
   window: number
@@ -147,7 +177,7 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
       await redis.hset(loginStateKey(sid), 'ended', body.reason).catch(() => {})
     }
 
-    const touch = async (sid: string, now: number): Promise<{ state: GuardState; flush: number } | null> => {
+    const touch = async (sid: string, now: number): Promise<Touched | null> => {
       const r = await redis.loginTouch(loginStateKey(sid), now, WINDOW_MS, flushMs, ttlSeconds)
       if (!r) return null
       return {
@@ -160,7 +190,8 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
           endReason: (r[5] || null) as GuardState['endReason'],
           windowCount: Number(r[6])
         },
-        flush: Number(r[7])
+        flush: Number(r[7]),
+        window: Number(r[8])
       }
     }
 
@@ -183,6 +214,55 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
       return { windowCount: c.count, flush }
     }
 
+    const recent = new Map<string, Recent>()
+    /** Users whose login sessions this instance just saw change: decided on Redis's answer alone for a while. */
+    const changing = new Map<string, number>()
+    const LOGIN_SESSIONS_API = '/api/v1/login-sessions'
+
+    const report = (sid: string, now: number, requests: number, ip?: string) => {
+      queue.push({ sid, lastSeenAt: now, requests, ...(ip ? { ip } : {}) })
+    }
+
+    /** Ends a session for a violation once, however many requests noticed it. */
+    const violate = async (request: FastifyRequest, sid: string, violation: 'user_agent_changed' | 'request_rate', detail: string) => {
+      const known = recent.get(sid)
+      if (known) known.state.endReason = 'security'
+      violations.inc({ code: 'SECURITY_VIOLATION' })
+      await end(request, sid, { reason: 'security', violation, detail })
+    }
+
+    /** A background Redis answer: refresh what this instance knows, report activity, catch a rate violation. */
+    const settle = (request: FastifyRequest, sid: string, entry: Recent, r: Touched | null, now: number) => {
+      if (!r) return void recent.delete(sid)
+      const alreadyEnded = entry.state.endReason !== null
+      Object.assign(entry, { state: r.state, window: r.window, at: now })
+      if (alreadyEnded) entry.state.endReason ??= 'security'
+      if (r.flush > 0) report(sid, now, r.flush)
+      if (!alreadyEnded && !r.state.endReason && r.state.windowCount > opts.requestRate) {
+        void violate(request, sid, 'request_rate', `${r.state.windowCount} requests within a minute (limit ${opts.requestRate})`)
+      }
+    }
+
+    const decideAndAnswer = async (request: FastifyRequest, sid: string, userId: string, touched: Touched, redisUp: boolean) => {
+      const now = Date.now()
+      const decision = decide(touched.state, { userId, userAgent: request.headers['user-agent'] ?? '', ip: request.clientIp, now }, opts)
+      if (decision.action === 'allow') {
+        if (touched.flush > 0 || decision.ipChanged) report(sid, now, touched.flush, decision.ipChanged ? request.clientIp : undefined)
+        if (decision.ipChanged && redisUp) {
+          touched.state.ip = request.clientIp
+          await redis.hset(loginStateKey(sid), 'ip', request.clientIp).catch(() => {})
+        }
+        return
+      }
+      if (decision.action === 'ended') {
+        if (decision.end) await end(request, sid, { reason: decision.reason })
+        violations.inc({ code: 'SESSION_ENDED' })
+        throw new SessionEndedError(decision.reason)
+      }
+      await violate(request, sid, decision.violation, decision.detail)
+      throw securityViolation()
+    }
+
     const hook = async (request: FastifyRequest, reply: FastifyReply) => {
       const principal = request.identity
       if (!principal) return
@@ -193,15 +273,31 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
       }
       reply.header('x-session-id', sid)
       const now = Date.now()
-      let touched: { state: GuardState; flush: number } | null = null
       let redisUp = redis.status === 'ready'
+
+      // A revoke or logout through this instance, or a new session that may end the oldest, shows at once here.
+      if (request.method !== 'GET' && request.url.startsWith(LOGIN_SESSIONS_API)) changing.set(principal.sub, now + 2 * RECENT_MS)
+      const settled = (changing.get(principal.sub) ?? 0) < now
+      const known = redisUp && settled ? recent.get(sid) : undefined
+      if (known && now - known.at < RECENT_MS && !known.state.endReason) {
+        const counted = (now - known.window >= WINDOW_MS ? 0 : known.state.windowCount) + known.inflight + 1
+        known.inflight++
+        touch(sid, now)
+          .then((r) => settle(request, sid, known, r, Date.now()), () => recent.delete(sid))
+          .finally(() => known.inflight--)
+        return decideAndAnswer(request, sid, principal.sub, { state: { ...known.state, lastSeenAt: now, windowCount: counted }, flush: 0, window: known.window }, true)
+      }
+
+      let touched: Touched | null = null
       if (redisUp) {
         try {
           touched = await touch(sid, now)
           if (!touched) {
             await resolve(request, sid, principal.sub)
+            changing.set(principal.sub, now + 2 * RECENT_MS)
             touched = await touch(sid, now)
           }
+          if (touched) recent.set(sid, { ...touched, state: { ...touched.state }, at: now, inflight: 0 })
         } catch (err) {
           if ((err as { statusCode?: number }).statusCode) throw err
           redisUp = false
@@ -212,34 +308,9 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
         // this instance counts the request rate on its own.
         const s = await resolve(request, sid, principal.sub)
         const counted = countLocally(sid, now)
-        touched = { state: { ...s, lastSeenAt: now, windowCount: counted.windowCount }, flush: counted.flush }
+        touched = { state: { ...s, lastSeenAt: now, windowCount: counted.windowCount }, flush: counted.flush, window: now }
       }
-
-      const decision = decide(
-        touched.state,
-        { userId: principal.sub, userAgent: request.headers['user-agent'] ?? '', ip: request.clientIp, now },
-        opts
-      )
-      if (decision.action === 'allow') {
-        if (touched.flush > 0 || decision.ipChanged) {
-          queue.push({
-            sid,
-            lastSeenAt: now,
-            requests: touched.flush,
-            ...(decision.ipChanged ? { ip: request.clientIp } : {})
-          })
-          if (decision.ipChanged && redisUp) await redis.hset(loginStateKey(sid), 'ip', request.clientIp).catch(() => {})
-        }
-        return
-      }
-      if (decision.action === 'ended') {
-        if (decision.end) await end(request, sid, { reason: decision.reason })
-        violations.inc({ code: 'SESSION_ENDED' })
-        throw new SessionEndedError(decision.reason)
-      }
-      await end(request, sid, { reason: 'security', violation: decision.violation, detail: decision.detail })
-      violations.inc({ code: 'SECURITY_VIOLATION' })
-      throw securityViolation()
+      return decideAndAnswer(request, sid, principal.sub, touched, redisUp)
     }
 
     const flush = async () => {
@@ -260,6 +331,8 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
     const sweeper = setInterval(() => {
       const cutoff = Date.now() - Math.max(WINDOW_MS, flushMs) * 2
       for (const [sid, c] of local) if (c.window < cutoff && c.lastFlush < cutoff) local.delete(sid)
+      for (const [sid, r] of recent) if (r.at < cutoff && r.inflight === 0) recent.delete(sid)
+      for (const [user, until] of changing) if (until < Date.now()) changing.delete(user)
     }, 60_000)
     sweeper.unref()
 
