@@ -20,7 +20,8 @@ export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { con
   await fastify.register(prismaPlugin)
   await fastify.register(taskStorePlugin, {
     source: `/${config.SERVICE_NAME}`,
-    finishedRetentionSeconds: Math.round(config.FINISHED_TASK_RETENTION_DAYS * 86_400)
+    finishedRetentionSeconds: Math.round(config.FINISHED_TASK_RETENTION_DAYS * 86_400),
+    cleanupPauseRatio: config.TASK_SESSION_CLEANUP_PAUSE_RATIO
   })
   await fastify.register(taskSessionsPlugin)
   await fastify.register(taskEventsPlugin, { config })
