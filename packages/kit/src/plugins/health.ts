@@ -9,15 +9,25 @@ export interface ReadinessCheck {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    readiness: { add(name: string, check: ReadinessCheck): void; report(): Promise<ReadyReply> }
+    readiness: Readiness
   }
 }
 
-/** GET /health (liveness: the process answers) and GET /ready (each dependency's state). */
-export const healthPlugin = fp(
-  async (fastify) => {
-    const checks = new Map<string, ReadinessCheck>()
-    const report = async (): Promise<ReadyReply> => {
+export interface Readiness {
+  add(name: string, check: ReadinessCheck): void
+  report(): Promise<ReadyReply>
+}
+
+/**
+ * The registry behind `fastify.readiness`: each plugin adds its dependency's check; the report is
+ * `unavailable` when a required one is down, `degraded` when an optional one is. Services with a
+ * /health of their own (gateway, cleanup worker) decorate it under the same plugin name.
+ */
+export function createReadiness(): Readiness {
+  const checks = new Map<string, ReadinessCheck>()
+  return {
+    add: (name, check) => void checks.set(name, check),
+    async report() {
       const results: Record<string, DependencyState> = {}
       let status: ReadyReply['status'] = 'ready'
       for (const [name, c] of checks) {
@@ -29,7 +39,15 @@ export const healthPlugin = fp(
       }
       return { status, checks: results }
     }
-    fastify.decorate('readiness', { add: (name: string, c: ReadinessCheck) => void checks.set(name, c), report })
+  }
+}
+
+/** GET /health (liveness: the process answers) and GET /ready (each dependency's state). */
+export const healthPlugin = fp(
+  async (fastify) => {
+    const readiness = createReadiness()
+    const report = readiness.report
+    fastify.decorate('readiness', readiness)
 
     fastify.get('/health', { schema: { response: { 200: HealthReply } } }, async () => ({
       status: 'ok' as const,

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import { ReadyReply, type DependencyState } from '@platform/contracts'
-import type { ReadinessCheck } from '@platform/kit'
+import { ReadyReply } from '@platform/contracts'
+import { createReadiness } from '@platform/kit'
 
 /**
  * The `readiness` decorator and GET /ready, standing in for the kit's health plugin (same name, which the
@@ -9,20 +9,9 @@ import type { ReadinessCheck } from '@platform/kit'
  */
 export const readinessPlugin = fp(
   async (fastify) => {
-    const checks = new Map<string, ReadinessCheck>()
-    const report = async (): Promise<ReadyReply> => {
-      const results: Record<string, DependencyState> = {}
-      let status: ReadyReply['status'] = 'ready'
-      for (const [name, c] of checks) {
-        const state = await Promise.resolve()
-          .then(c.check)
-          .catch((): DependencyState => 'down')
-        results[name] = state
-        if (state === 'down') status = c.required ? 'unavailable' : status === 'ready' ? 'degraded' : status
-      }
-      return { status, checks: results }
-    }
-    fastify.decorate('readiness', { add: (name: string, c: ReadinessCheck) => void checks.set(name, c), report })
+    const readiness = createReadiness()
+    const report = readiness.report
+    fastify.decorate('readiness', readiness)
 
     fastify.get('/ready', { schema: { response: { 200: ReadyReply, 503: ReadyReply } } }, async (_request, reply) => {
       const result = await report()

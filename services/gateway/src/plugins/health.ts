@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import { GatewayHealthReply, ReadyReply, type DependencyState } from '@platform/contracts'
-import type { ReadinessCheck } from '@platform/kit'
+import { GatewayHealthReply, ReadyReply } from '@platform/contracts'
+import { createReadiness } from '@platform/kit'
 
 export interface GatewayHealthOptions {
   probeTimeoutMs: number
@@ -13,20 +13,9 @@ export interface GatewayHealthOptions {
  */
 export const gatewayHealthPlugin = fp<GatewayHealthOptions>(
   async (fastify, opts) => {
-    const checks = new Map<string, ReadinessCheck>()
-    const report = async (): Promise<ReadyReply> => {
-      const results: Record<string, DependencyState> = {}
-      let status: ReadyReply['status'] = 'ready'
-      for (const [name, c] of checks) {
-        const state = await Promise.resolve()
-          .then(c.check)
-          .catch((): DependencyState => 'down')
-        results[name] = state
-        if (state === 'down') status = c.required ? 'unavailable' : status === 'ready' ? 'degraded' : status
-      }
-      return { status, checks: results }
-    }
-    fastify.decorate('readiness', { add: (name: string, c: ReadinessCheck) => void checks.set(name, c), report })
+    const readiness = createReadiness()
+    const report = readiness.report
+    fastify.decorate('readiness', readiness)
 
     // One probe round at a time: concurrent /health calls share it.
     let probing: Promise<GatewayHealthReply['services']> | null = null
