@@ -1,8 +1,7 @@
 import t from 'tap'
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
-import { readMigrations } from '@platform/kit'
-import { createTestSchema } from '@platform/kit/testing'
+import { createTestSchema, describeColumns, expectedMigrations, recordedMigrations } from '@platform/kit/testing'
 import { PrismaClient } from '../src/generated/prisma/client.js'
 import { migrationsDir } from './helper.js'
 
@@ -43,31 +42,18 @@ t.test('the migrated database and the Prisma schema agree: every model is writte
   t.same(await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } }), sent)
   t.equal(typeof sent.seq, 'bigint')
 
-  const { rows } = await schema.query<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
-    'SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name'
-  )
-  const files = await readMigrations(migrationsDir)
-  t.same(
-    rows.map((r) => [r.migration_name, r.checksum, r.finished_at !== null, r.applied_steps_count]),
-    files.map((m) => [m.name, m.checksum, true, 1]),
-    'recorded as prisma migrate deploy records them (name, sha256 checksum, finished)'
-  )
+  t.same(await recordedMigrations(schema), await expectedMigrations(migrationsDir), 'recorded as prisma migrate deploy records them')
 })
 
 t.test('every column of the Prisma schema exists with its type, and no other', async (t) => {
   const schema = await createTestSchema(migrationsDir, 'cleanup')
   t.teardown(() => schema.drop())
-  const { rows } = await schema.query<{ table_name: string; column_name: string; data_type: string; is_nullable: string }>(
-    `SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns
-      WHERE table_schema = $1 AND table_name <> '_prisma_migrations' ORDER BY table_name, ordinal_position`,
-    [schema.schema]
-  )
-  t.same(rows.map((r) => `${r.table_name}.${r.column_name} ${r.data_type}${r.is_nullable === 'YES' ? ' null' : ''}`), [
+  t.same(await describeColumns(schema), [
     'cleanup_runs.id uuid',
     'cleanup_runs.job_id character varying',
-    'cleanup_runs.kind USER-DEFINED',
-    'cleanup_runs.trigger USER-DEFINED',
-    'cleanup_runs.status USER-DEFINED',
+    'cleanup_runs.kind CleanupKind',
+    'cleanup_runs.trigger CleanupTrigger',
+    'cleanup_runs.status CleanupRunStatus',
     'cleanup_runs.older_than_seconds integer null',
     'cleanup_runs.created_at timestamp with time zone',
     'cleanup_runs.started_at timestamp with time zone null',

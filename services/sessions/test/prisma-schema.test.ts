@@ -1,8 +1,7 @@
 import t from 'tap'
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
-import { readMigrations } from '@platform/kit'
-import { createTestSchema } from '@platform/kit/testing'
+import { createTestSchema, describeColumns, expectedMigrations, recordedMigrations } from '@platform/kit/testing'
 import { PrismaClient } from '../src/generated/prisma/client.js'
 import { migrationsDir } from './helper.js'
 
@@ -48,26 +47,13 @@ t.test('the migrated database and the Prisma schema agree: every model is writte
   const processed = await prisma.processedEvent.create({ data: { id: '7f9619ff-8b86-4d01-b42d-00cf4fc964ff' } })
   t.same(await prisma.processedEvent.findUniqueOrThrow({ where: { id: processed.id } }), processed)
 
-  const { rows } = await schema.query<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
-    'SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name'
-  )
-  const files = await readMigrations(migrationsDir)
-  t.same(
-    rows.map((r) => [r.migration_name, r.checksum, r.finished_at !== null, r.applied_steps_count]),
-    files.map((m) => [m.name, m.checksum, true, 1]),
-    'recorded as prisma migrate deploy records them (name, sha256 checksum, finished)'
-  )
+  t.same(await recordedMigrations(schema), await expectedMigrations(migrationsDir), 'recorded as prisma migrate deploy records them')
 })
 
 t.test('every column of the Prisma schema exists with its type, and no other', async (t) => {
   const schema = await createTestSchema(migrationsDir, 'sessions')
   t.teardown(() => schema.drop())
-  const { rows } = await schema.query<{ table_name: string; column_name: string; data_type: string; is_nullable: string }>(
-    `SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns
-      WHERE table_schema = $1 AND table_name <> '_prisma_migrations' ORDER BY table_name, ordinal_position`,
-    [schema.schema]
-  )
-  t.same(rows.map((r) => `${r.table_name}.${r.column_name} ${r.data_type}${r.is_nullable === 'YES' ? ' null' : ''}`), [
+  t.same(await describeColumns(schema), [
     'login_sessions.id character varying',
     'login_sessions.user_id character varying',
     'login_sessions.ip_address character varying',

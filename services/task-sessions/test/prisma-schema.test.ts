@@ -1,8 +1,7 @@
 import t from 'tap'
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
-import { readMigrations } from '@platform/kit'
-import { createTestSchema } from '@platform/kit/testing'
+import { createTestSchema, describeColumns, expectedMigrations, recordedMigrations } from '@platform/kit/testing'
 import { PrismaClient } from '../src/generated/prisma/client.js'
 import { migrationsDir } from './helper.js'
 
@@ -35,27 +34,13 @@ t.test('the migrated database and the Prisma schema agree: every model is writte
   })
   t.same(await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } }), event)
 
-  const { rows } = await schema.query<{ migration_name: string; checksum: string; finished_at: Date | null }>(
-    'SELECT migration_name, checksum, finished_at FROM _prisma_migrations ORDER BY migration_name'
-  )
-  const files = await readMigrations(migrationsDir)
-  t.same(
-    rows.map((r) => [r.migration_name, r.checksum, r.finished_at !== null]),
-    files.map((m) => [m.name, m.checksum, true])
-  )
+  t.same(await recordedMigrations(schema), await expectedMigrations(migrationsDir), 'recorded as prisma migrate deploy records them')
 })
 
 t.test('every column and index of the Prisma schema exists, and no other', async (t) => {
   const schema = await createTestSchema(migrationsDir, 'tasks')
   t.teardown(() => schema.drop())
-  const { rows } = await schema.query<{ c: string }>(
-    `SELECT table_name || '.' || column_name || ' ' || CASE WHEN data_type = 'USER-DEFINED' THEN udt_name ELSE data_type END
-              || CASE WHEN is_nullable = 'YES' THEN ' null' ELSE '' END AS c
-       FROM information_schema.columns
-      WHERE table_schema = $1 AND table_name <> '_prisma_migrations' ORDER BY table_name, ordinal_position`,
-    [schema.schema]
-  )
-  t.same(rows.map((r) => r.c), [
+  t.same(await describeColumns(schema), [
     'finished_tasks.task_id character varying',
     'finished_tasks.task_type TaskType',
     'finished_tasks.outcome TaskOutcome',

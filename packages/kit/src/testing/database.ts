@@ -48,3 +48,29 @@ export async function deleteRedisKeys(url: string, prefix: string): Promise<void
     redis.disconnect()
   }
 }
+
+/** How the schema's `_prisma_migrations` records each applied migration: [name, checksum, finished, steps]. */
+export async function recordedMigrations(schema: TestSchema): Promise<Array<[string, string, boolean, number]>> {
+  const { rows } = await schema.query<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
+    'SELECT migration_name, checksum, finished_at, applied_steps_count FROM _prisma_migrations ORDER BY migration_name'
+  )
+  return rows.map((r) => [r.migration_name, r.checksum, r.finished_at !== null, r.applied_steps_count])
+}
+
+/** What `prisma migrate deploy` would have recorded for the files in `migrationsDir`. */
+export async function expectedMigrations(migrationsDir: string): Promise<Array<[string, string, boolean, number]>> {
+  const { readMigrations } = await import('../db/migrate.js')
+  return (await readMigrations(migrationsDir)).map((m) => [m.name, m.checksum, true, 1])
+}
+
+/** Every column of the schema's tables as "table.column type[ null]" (enums by name), in table and column order. */
+export async function describeColumns(schema: TestSchema): Promise<string[]> {
+  const { rows } = await schema.query<{ c: string }>(
+    `SELECT table_name || '.' || column_name || ' ' || CASE WHEN data_type = 'USER-DEFINED' THEN udt_name ELSE data_type END
+              || CASE WHEN is_nullable = 'YES' THEN ' null' ELSE '' END AS c
+       FROM information_schema.columns
+      WHERE table_schema = $1 AND table_name <> '_prisma_migrations' ORDER BY table_name, ordinal_position`,
+    [schema.schema]
+  )
+  return rows.map((r) => r.c)
+}
