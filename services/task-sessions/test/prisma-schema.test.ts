@@ -1,17 +1,13 @@
 import t from 'tap'
-import { PrismaPg } from '@prisma/adapter-pg'
-import pg from 'pg'
-import { createTestSchema, describeColumns, expectedMigrations, recordedMigrations } from '@platform/kit/testing'
+import { createTestSchema, describeColumns, expectedMigrations, prismaOnSchema, recordedMigrations } from '@platform/kit/testing'
 import { PrismaClient } from '../src/generated/prisma/client.js'
 import { migrationsDir } from './helper.js'
 
 t.test('the migrated database and the Prisma schema agree: every model is written and read through the client', async (t) => {
   const schema = await createTestSchema(migrationsDir, 'tasks')
-  const pool = new pg.Pool({ connectionString: schema.url, max: 2 })
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, { schema: schema.schema }) })
+  const prisma = await prismaOnSchema(schema, (adapter) => new PrismaClient({ adapter }))
   t.teardown(async () => {
     await prisma.$disconnect()
-    await pool.end()
     await schema.drop()
   })
 

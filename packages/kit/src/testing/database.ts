@@ -74,3 +74,12 @@ export async function describeColumns(schema: TestSchema): Promise<string[]> {
   )
   return rows.map((r) => r.c)
 }
+
+/**
+ * A service's own Prisma client on a test schema (`create` builds it from the adapter). The adapter
+ * owns its small pool, so `$disconnect()` releases everything.
+ */
+export async function prismaOnSchema<C>(schema: TestSchema, create: (adapter: import('@prisma/adapter-pg').PrismaPg) => C): Promise<C> {
+  const { PrismaPg } = await import('@prisma/adapter-pg')
+  return create(new PrismaPg({ connectionString: schema.url, max: 2 }, { schema: schema.schema }))
+}
