@@ -7,7 +7,7 @@
  * Every server is its own process (one Node process or one nginx worker each), so autocannon, running
  * here, never shares an event loop with what it measures. All of them log at warn.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -63,8 +63,17 @@ http {
 }
 `
   await writeFile(join(dir, 'nginx.conf'), conf)
+  // Debian's nginx, installed on first use like the infrastructure servers.
+  execFileSync('bash', [join(repoRoot, 'infra/local/packages.sh'), 'nginx', 'nginx'], { stdio: 'inherit' })
   const child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'inherit', 'inherit'] })
-  await waitFor(() => portOpen(port), 10_000)
+  const failed = new Promise<never>((_, reject) => child.once('error', reject))
+  try {
+    await Promise.race([waitFor(() => portOpen(port), 10_000), failed])
+  } catch (err) {
+    child.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+    throw err
+  }
   return { child, dir }
 }
 

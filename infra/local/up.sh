@@ -4,15 +4,7 @@
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-say() { echo "[infra] $*"; }
-apt_updated=0
-need_pkg() {
-  command -v "$1" >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" != 0 ]; then say "$1 is missing; install Debian package $2 (as root) or point the *_URL variables elsewhere"; return 1; fi
-  [ "$apt_updated" = 1 ] || { apt-get update -qq; apt_updated=1; }
-  say "installing $2"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-}
+source "$(dirname "$0")/packages.sh"
 wait_port() {
   for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.2; done
   say "$2 did not start on port $1"; return 1
