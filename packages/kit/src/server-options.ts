@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyServerOptions } from 'fastify'
-import { loggerOptions } from './logger.js'
+import { LazyChildLogger, loggerOptions } from './logger.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -22,6 +22,7 @@ export function fastifyOptions(config: ServerOptionsInput, overrides: FastifySer
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: false,
     genReqId: (req) => requestId(req.headers['x-request-id']),
+    childLoggerFactory: (logger, bindings, opts) => new LazyChildLogger(logger, bindings, opts),
     connectionTimeout: 30_000,
     keepAliveTimeout: 72_000,
     requestTimeout: 60_000,
