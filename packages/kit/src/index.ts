@@ -8,6 +8,7 @@ export { errorHandlerPlugin, sendError, DATABASE_RETRY_AFTER_SECONDS } from './p
 export { authPlugin, actingUserId, bearerToken, toPrincipal, tokenError, type Principal, type AuthOptions, authOptions, type AuthJwksOptions } from './plugins/auth.js'
 export { JwksKeySet, jwtHeader, type JwksOptions, type JwksKey } from './jwks.js'
 export { metricsPlugin } from './plugins/metrics.js'
+export { BoundHistogram } from './bound-histogram.js'
 export { healthPlugin, createReadiness, type Readiness, type ReadinessCheck } from './plugins/health.js'
 export { dbPlugin, createPool, qualified, type DbOptions } from './plugins/db.js'
 export { redisPlugin, createRedis, type RedisOptions } from './plugins/redis.js'

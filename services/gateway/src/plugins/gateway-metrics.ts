@@ -1,11 +1,12 @@
 import fp from 'fastify-plugin'
-import { Counter, Gauge, Histogram } from 'prom-client'
+import { Counter, Gauge } from 'prom-client'
+import { BoundHistogram } from '@platform/kit'
 
 /** Breaker states as gauge values. */
 export const BREAKER_GAUGE = { closed: 0, half_open: 1, open: 2 } as const
 
 export interface GatewayMetrics {
-  upstreamLatency: Histogram<'service' | 'instance'>
+  upstreamLatency: BoundHistogram<'service' | 'instance'>
   upstreamFailures: Counter<'service' | 'instance' | 'kind'>
   breakerState: Gauge<'service' | 'instance'>
   breakerTransitions: Counter<'service' | 'instance' | 'to'>
@@ -28,13 +29,13 @@ export const gatewayMetricsPlugin = fp(
   async (fastify) => {
     const registers = [fastify.metrics]
     fastify.decorate('gatewayMetrics', {
-      upstreamLatency: new Histogram({
-        name: 'gateway_upstream_duration_seconds',
-        help: 'Time to the upstream response headers, per attempt',
-        labelNames: ['service', 'instance'] as const,
-        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      upstreamLatency: new BoundHistogram(
+        'gateway_upstream_duration_seconds',
+        'Time to the upstream response headers, per attempt',
+        ['service', 'instance'] as const,
+        [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
         registers
-      }),
+      ),
       upstreamFailures: new Counter({
         name: 'gateway_upstream_failures_total',
         help: 'Failed upstream attempts by kind (connect, timeout, status_5xx)',

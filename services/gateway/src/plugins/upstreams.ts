@@ -36,8 +36,8 @@ interface Log {
 export class UpstreamInstance {
   readonly pool: Pool
   readonly breaker: CircuitBreaker<[Attempt], unknown>
-  /** Histogram child cached per instance: no label lookup per request. */
-  readonly latency: ReturnType<GatewayMetrics['upstreamLatency']['labels']>
+  /** Observes one attempt's time to headers, in seconds (bound once per instance). */
+  readonly observeLatency: (seconds: number) => void
   private openedAt = 0
   private consecutiveFailures = 0
 
@@ -55,7 +55,7 @@ export class UpstreamInstance {
       keepAliveMaxTimeout: 60_000,
       connect: { timeout: opts.connectTimeoutMs }
     })
-    this.latency = metrics.upstreamLatency.labels(service, url)
+    this.observeLatency = metrics.upstreamLatency.bind(service, url)
     this.breaker = new CircuitBreaker((attempt: Attempt) => attempt(), {
       name: `${service} ${url}`,
       // Timeouts are undici's (headersTimeout per attempt): no extra timer per call here.
