@@ -148,6 +148,24 @@ test('the upstream reply is relayed with its status, headers and body', async (t
   t.equal(head.body, '')
 })
 
+test('upstream headers are relayed beside the gateway\'s own, which win, for small and streamed bodies alike', async (t) => {
+  const { app } = await stack(t)
+  const set = encodeURIComponent(
+    JSON.stringify({ 'ratelimit-limit': '7', 'set-cookie': ['a=1', 'b=2'], 'x-request-id': 'upstream-id', 'x-custom': 'kept', 'keep-alive': 'timeout=1' })
+  )
+  for (const size of [10, 200_000]) {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/sessions/x?set=${set}&size=${size}`, headers: { ...user, 'x-request-id': 'client-id' } })
+    t.equal(res.statusCode, 200, `${size} bytes`)
+    t.equal(res.rawPayload.length, size, `${size} bytes arrive whole`)
+    t.equal(res.headers['content-type'], 'text/plain', `${size}: the upstream's content type`)
+    t.equal(res.headers['x-custom'], 'kept', `${size}: the upstream's own header`)
+    t.same(res.headers['set-cookie'], ['a=1', 'b=2'], `${size}: every cookie`)
+    t.equal(res.headers['ratelimit-limit'], '1000', `${size}: the gateway's limit, not the upstream's`)
+    t.equal(res.headers['x-request-id'], 'client-id', `${size}: the request id the gateway forwarded`)
+    t.equal(res.headers['keep-alive'], undefined, `${size}: no hop-by-hop header`)
+  }
+})
+
 test('/internal/* and paths outside the table are never reachable', async (t) => {
   const { app, sessions } = await stack(t)
   for (const url of [

@@ -25,6 +25,7 @@ export interface TestUpstream {
  * - `…/status/<code>[?retryAfter=s]` answers that status;
  * - `…/flaky/<key>?fail=<n>&code=<c>[&retryAfter=s]` fails the first n hits of that key with code c;
  * - `…/slow?ms=<n>` answers after n ms;
+ * - `?set=<json>` adds those response headers, `?size=<n>` answers n bytes of text instead of the echo;
  * - `/health` answers 200.
  * Bodies are streamed and counted, never limited.
  */
@@ -65,6 +66,10 @@ export async function startUpstream(t: Tap, name = 'upstream', fixedPort = 0): P
       reply.header('x-upstream-instance', name)
       const degrade = params.get('degrade')
       if (degrade) reply.header('x-degradation-mode', degrade)
+      const set = params.get('set')
+      if (set) for (const [name, value] of Object.entries(JSON.parse(set) as Record<string, string | string[]>)) reply.header(name, value)
+      const size = params.get('size')
+      if (size) return reply.type('text/plain').send(Buffer.alloc(Number(size), 'x'))
       return { instance: name, method: request.method, url: request.url, headers: request.headers, bytes }
     })
     return f

@@ -48,7 +48,8 @@ function isClientIdentity(name: string): boolean {
 
 /** Names listed in a Connection header are hop-by-hop too. */
 function connectionListed(connection: string | undefined): Set<string> | null {
-  if (!connection) return null
+  // What nearly every client sends, answered without parsing.
+  if (!connection || connection === 'keep-alive' || connection === 'close' || connection === 'Keep-Alive') return null
   const names = connection.toLowerCase().split(',').map((s) => s.trim()).filter((s) => s && s !== 'close' && s !== 'keep-alive')
   return names.length ? new Set(names) : null
 }

@@ -91,6 +91,40 @@ function readLimited(src: Readable, limit: number): Promise<Buffer> {
   })
 }
 
+/** Upstream response headers a client may see: not hop-by-hop, and the request id is the gateway's. */
+const relayable = (name: string) => !isHopByHop(name) && name !== 'x-request-id'
+
+/**
+ * A buffered upstream answer goes to the client in one writeHead and end on the raw response, past
+ * Fastify's send pipeline (proxied routes have no onSend hooks; onResponse still runs). The gateway's own
+ * headers (request id, rate limit, session, degradation) come first and win over the upstream's.
+ */
+function relayBuffered(reply: FastifyReply, statusCode: number, upstream: string[], body: Buffer): FastifyReply {
+  for (let i = 0; i < upstream.length; i += 2) {
+    if (upstream[i] === DEGRADATION) addDegradation(reply, upstream[i + 1] as string)
+  }
+  const own = reply.getHeaders()
+  const headers: Array<string | string[]> = []
+  // Cookies travel as one list: a name given twice to writeHead may collapse to its last value.
+  let cookies: string[] | null = null
+  for (const name in own) {
+    const value = own[name]
+    if (value === undefined) continue
+    if (name === 'set-cookie') cookies = Array.isArray(value) ? [...value] : [String(value)]
+    else headers.push(name, Array.isArray(value) ? value : String(value))
+  }
+  for (let i = 0; i < upstream.length; i += 2) {
+    const name = upstream[i] as string
+    if (name === 'set-cookie') (cookies ??= []).push(upstream[i + 1] as string)
+    else if (own[name] === undefined && relayable(name) && name !== DEGRADATION) headers.push(name, upstream[i + 1] as string)
+  }
+  if (cookies) headers.push('set-cookie', cookies)
+  reply.hijack()
+  reply.raw.writeHead(statusCode, headers)
+  reply.raw.end(body)
+  return reply
+}
+
 function headerOf(res: UpstreamResponse, name: string): string | undefined {
   const h = res.headers
   for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1]
@@ -175,14 +209,14 @@ export class Forwarder {
       let failure: Failure
       try {
         const res = (await instance.breaker.fire(() => instance.send(options, attemptMs))) as UpstreamResponse
-        instance.latency.observe((performance.now() - started) / 1000)
+        instance.observeLatency((performance.now() - started) / 1000)
         return this.relay(reply, res)
       } catch (err) {
         failure = classify(err)
       }
       if (failure.kind === 'open') continue // it opened between pick and fire: pick again
       if (failure.kind === 'client') return this.clientFailure(reply, failure.error)
-      instance.latency.observe((performance.now() - started) / 1000)
+      instance.observeLatency((performance.now() - started) / 1000)
       this.metrics.upstreamFailures.inc({
         service: service.name,
         instance: instance.url,
@@ -215,16 +249,19 @@ export class Forwarder {
   }
 
   private relay(reply: FastifyReply, res: UpstreamResponse): FastifyReply {
-    reply.code(res.statusCode)
-    const headers = res.headers
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i] as string
-      if (isHopByHop(name) || name === 'x-request-id') continue
-      if (name === DEGRADATION) addDegradation(reply, headers[i + 1] as string)
-      else reply.header(name, headers[i + 1])
-    }
     const body = res.body
-    return body instanceof Readable || body.length > 0 ? reply.send(body) : reply.send()
+    if (body instanceof Readable) {
+      // Streamed through Fastify, with the same header rules as relayBuffered.
+      reply.code(res.statusCode)
+      const headers = res.headers
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i] as string
+        if (name === DEGRADATION) addDegradation(reply, headers[i + 1] as string)
+        else if (relayable(name) && (name === 'set-cookie' || !reply.hasHeader(name))) reply.header(name, headers[i + 1])
+      }
+      return reply.send(body)
+    }
+    return relayBuffered(reply, res.statusCode, res.headers, body)
   }
 
   private circuitOpen(reply: FastifyReply, service: UpstreamService): never {

@@ -19,11 +19,6 @@ declare module 'fastify' {
     /** Counted by this instance alone because Redis was down (X-Degradation-Mode: rate_limit_local). */
     rateLimitLocal: boolean
   }
-  interface FastifyContextConfig {
-    access?: Access
-    /** The route's bucket in the shared rate limiter (@fastify/rate-limit createRateLimit). */
-    limiter?: Limiter
-  }
 }
 
 export interface ProxyRoutesOptions {
@@ -40,7 +35,7 @@ const RATE_LIMIT_LOCAL = 'rate_limit_local'
 type Limiter = ReturnType<FastifyInstance['createRateLimit']>
 
 /**
- * Every proxied route, in one encapsulated context whose pipeline is one onRequest hook (client
+ * Every proxied route, in one encapsulated context whose pipeline is the route's onRequest hook (client
  * address, path and size checks, token verification, the rate limit by user when verified or else by
  * address, then identity and role) → preHandler: guards → handler: the forwarder. Bodies are not
  * parsed: they stream to the upstream.
@@ -82,34 +77,40 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (fastif
     throw withRetryAfter(new RateLimitedError(String(seconds)), seconds)
   }
 
-  // One hook for the whole policy, in this order: a refused token is still counted (by address).
-  fastify.addHook('onRequest', async (request, reply) => {
-    request.clientIp = clientAddress(request.raw, trust)
-    if (hasDotSegment(request.url)) throw new NotFoundError(request.method, request.url.split('?')[0])
-    const length = request.headers['content-length']
-    if (length !== undefined && Number(length) > sizeLimit) {
-      reply.header('connection', 'close')
-      throw new PayloadTooLargeError(String(sizeLimit))
-    }
-    const authorization = request.headers.authorization
-    if (authorization !== undefined) {
-      try {
-        const principal = await fastify.verifyTokenAsync(bearerToken(authorization))
-        request.identity = principal
-        request.user = principal
-      } catch (err) {
-        request.authError = err as Error
+  // HS256 only: the (cached) check is synchronous. With a JWKS, an unknown kid may have to wait for keys.
+  const verify = fastify.jwks === null ? fastify.verifyToken : fastify.verifyTokenAsync
+
+  /**
+   * The whole policy of one route as its onRequest hook, in this order: a refused token is still
+   * counted (by address). Built per route so nothing is looked up per request.
+   */
+  const policy = (access: Access, limiters: { anonymous: Limiter; authenticated: Limiter } | null) =>
+    async function proxyPolicy(request: FastifyRequest, reply: FastifyReply) {
+      request.clientIp = clientAddress(request.raw, trust)
+      if (hasDotSegment(request.url)) throw new NotFoundError(request.method, request.url.split('?')[0])
+      const length = request.headers['content-length']
+      if (length !== undefined && Number(length) > sizeLimit) {
+        reply.header('connection', 'close')
+        throw new PayloadTooLargeError(String(sizeLimit))
       }
+      const authorization = request.headers.authorization
+      if (authorization !== undefined) {
+        try {
+          const principal = await verify(bearerToken(authorization))
+          request.identity = principal
+          request.user = principal
+        } catch (err) {
+          request.authError = err as Error
+        }
+      }
+      if (limiters) await applyLimit(request, reply, request.identity ? limiters.authenticated : limiters.anonymous)
+      if (request.authError) throw request.authError
+      if (request.identity === null) {
+        if (isPublic(request.method, request.url.split('?')[0] as string)) return
+        throw new TokenMissingError()
+      }
+      if (access === 'admin' && !request.identity.roles.includes('admin')) throw new ForbiddenError('This needs the admin role')
     }
-    const { limiter, access } = request.routeOptions.config
-    if (limiter) await applyLimit(request, reply, limiter)
-    if (request.authError) throw request.authError
-    if (request.identity === null) {
-      if (isPublic(request.method, request.url.split('?')[0] as string)) return
-      throw new TokenMissingError()
-    }
-    if (access === 'admin' && !request.identity.roles.includes('admin')) throw new ForbiddenError('This needs the admin role')
-  })
   for (const guard of guards) fastify.addHook('preHandler', guard)
 
   const limits = {
@@ -123,20 +124,12 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (fastif
       forwarder.forward(request, reply, service, timeoutMs)
     for (const group of RateLimitGroups as readonly RateLimitGroup[]) {
       const limit = rateLimitFor(route.service, group, limits)
-      const limiter = config.RATE_LIMIT_ENABLED
-        ? fastify.createRateLimit({
-            keyGenerator: (request: FastifyRequest) => `${limit.bucket}:${identityKey(request)}`,
-            max: (request: FastifyRequest) => (request.identity ? limit.authenticated : limit.anonymous)
-          })
-        : null
+      const limiter = (max: number) =>
+        fastify.createRateLimit({ keyGenerator: (request: FastifyRequest) => `${limit.bucket}:${identityKey(request)}`, max })
+      const limiters = config.RATE_LIMIT_ENABLED ? { anonymous: limiter(limit.anonymous), authenticated: limiter(limit.authenticated) } : null
+      const onRequest = policy(route.access, limiters)
       for (const url of [route.prefix, `${route.prefix}/*`]) {
-        fastify.route({
-          method: group.methods as unknown as string[],
-          url,
-          exposeHeadRoute: false,
-          config: { access: route.access, ...(limiter ? { limiter } : {}) },
-          handler
-        })
+        fastify.route({ method: group.methods as unknown as string[], url, exposeHeadRoute: false, onRequest, handler })
       }
     }
   }
