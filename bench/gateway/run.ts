@@ -8,6 +8,7 @@
  * here, never shares an event loop with what it measures. All of them log at warn.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,11 +22,14 @@ import {
   uniqueName,
   waitFor
 } from '@platform/kit/testing'
+import autocannon from 'autocannon'
 import { fmt, load, printTable, type LoadResult } from '../lib/report.js'
 import { repoRoot, startNode, stop } from '../lib/processes.js'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 3)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+/** The fixed rate at which CPU per request is measured: well under what every target sustains. */
+const CPU_RATE = Number(process.env.BENCH_CPU_RATE ?? 3000)
 const ROUTE = '/api/v1/sessions/active'
 const headers = { authorization: `Bearer ${testToken('bench-user')}` }
 // (e): the same user through a login session, so the guard runs its checks on every request.
@@ -81,7 +85,7 @@ const schema = await createTestSchema(join(repoRoot, 'services/sessions/prisma/m
 const redis = await startRedisServer()
 const ns = uniqueName('benchgw')
 const dead = `http://127.0.0.1:${await freePort()}`
-const ports = { a: await freePort(), b: await freePort(), c: await freePort(), d: await freePort(), e: await freePort() }
+const ports = { a: await freePort(), b: await freePort(), c: await freePort(), d: await freePort(), e: await freePort(), f: await freePort() }
 const children: ChildProcess[] = []
 let nginxDir = ''
 
@@ -131,6 +135,8 @@ try {
   children.push(await startNode('services/gateway/src/server.ts', gatewayEnv(ports.b, false), `http://127.0.0.1:${ports.b}/ready`))
   children.push(await startNode('services/gateway/src/server.ts', gatewayEnv(ports.e, true), `http://127.0.0.1:${ports.e}/ready`))
   children.push(await startNode('bench/gateway/bare-proxy.ts', { PORT: String(ports.d), UPSTREAM: upstream }, `http://127.0.0.1:${ports.d}/health`))
+  children.push(await startNode('bench/gateway/minimal-proxy.ts', { PORT: String(ports.f), UPSTREAM: upstream }, `http://127.0.0.1:${ports.f}/health`))
+  const pids = { a: children[0]!.pid!, b: children[1]!.pid!, e: children[2]!.pid!, d: children[3]!.pid!, f: children[4]!.pid! }
   const nginx = await startNginx(ports.a, ports.c)
   children.push(nginx.child)
   nginxDir = nginx.dir
@@ -140,7 +146,7 @@ try {
   if (probe.status !== 200 || !probe.headers.get('ratelimit-limit') || probe.headers.get('x-degradation-mode')) {
     throw new Error(`the gateway is not proxying with its policies: ${probe.status} ${[...probe.headers].join(' ')}`)
   }
-  for (const port of [ports.c, ports.d]) {
+  for (const port of [ports.c, ports.d, ports.f]) {
     const r = await fetch(`http://127.0.0.1:${port}${ROUTE}`, { headers })
     if (r.status !== 200) throw new Error(`port ${port} answered ${r.status}`)
   }
@@ -154,15 +160,15 @@ try {
     if (r.non2xx || r.errors) throw new Error(`port ${port}: ${r.non2xx} non-2xx, ${r.errors} errors`)
     return r
   }
-  const keys = ['a', 'b', 'c', 'd', 'e'] as const
+  const keys = ['a', 'b', 'c', 'd', 'e', 'f'] as const
   // Warm-up (JIT, pools, the gateway's token cache and rate-limit lease) before anything is measured.
   for (const k of keys) await run(ports[k], 10, 2)
   // The machine is shared: each figure is the median of ROUNDS runs, the four targets taking turns
   // in a rotating order, so a burst of outside load does not land on one target only.
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number
-  const results: Record<(typeof keys)[number], Record<number, LoadResult>> = { a: {}, b: {}, c: {}, d: {}, e: {} }
+  const results: Record<(typeof keys)[number], Record<number, LoadResult>> = { a: {}, b: {}, c: {}, d: {}, e: {}, f: {} }
   for (const c of [10, 50]) {
-    const runs: Record<string, LoadResult[]> = { a: [], b: [], c: [], d: [], e: [] }
+    const runs: Record<string, LoadResult[]> = { a: [], b: [], c: [], d: [], e: [], f: [] }
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < keys.length; i++) {
         const k = keys[(i + round) % keys.length] as (typeof keys)[number]
@@ -180,7 +186,8 @@ try {
     b: '(b) gateway, every policy, guard off',
     c: '(c) nginx reverse proxy',
     d: '(d) bare @fastify/http-proxy',
-    e: '(e) gateway, every policy, guard on'
+    e: '(e) gateway, every policy, guard on',
+    f: '(f) minimal Fastify + undici proxy'
   }
   const rows: Array<{ figure: string; value: string; target: string; met?: boolean }> = []
   for (const c of [10, 50]) {
@@ -196,6 +203,8 @@ try {
     rows.push({ figure: `(b)/(c) @${c}`, value: fmt(b.rps / nginxR.rps, 2), target: '≥ 0.60', met: b.rps / nginxR.rps >= 0.6 })
     rows.push({ figure: `(d)/(a) @${c}`, value: fmt(d.rps / a.rps, 2), target: '' })
     rows.push({ figure: `(c)/(a) @${c}`, value: fmt(nginxR.rps / a.rps, 2), target: '' })
+    rows.push({ figure: `(f)/(a) @${c}`, value: fmt(results.f[c]!.rps / a.rps, 2), target: '' })
+    rows.push({ figure: `(b)/(f) @${c}`, value: fmt(b.rps / results.f[c]!.rps, 2), target: '' })
     const guardCost = 1 - results.e[c]!.rps / b.rps
     rows.push({ figure: `guard cost 1 - (e)/(b) @${c}`, value: `${fmt(guardCost * 100, 1)} %`, target: '≤ 15 %', met: guardCost <= 0.15 })
     if (c === 10) {
@@ -203,6 +212,28 @@ try {
       rows.push({ figure: 'p50 added by the gateway @10', value: `${fmt(added, 2)} ms`, target: '≤ 2 ms', met: added <= 2 })
     }
   }
+
+  // CPU time of one process per request at CPU_RATE (10 connections), median of ROUNDS runs.
+  const cpuSeconds = (pid: number) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  }
+  const cpuKeys = ['a', 'b', 'd', 'f'] as const
+  const cpu: Record<string, number[]> = { a: [], b: [], d: [], f: [] }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const k of cpuKeys) {
+      const before = cpuSeconds(pids[k])
+      const r = await autocannon({ url: `http://127.0.0.1:${ports[k]}${ROUTE}`, connections: 10, duration: DURATION, overallRate: CPU_RATE, headers })
+      if (r.non2xx || r.errors) throw new Error(`port ${ports[k]}: ${r.non2xx} non-2xx, ${r.errors} errors`)
+      cpu[k]!.push(((cpuSeconds(pids[k]) - before) * 1e6) / r.requests.total)
+    }
+  }
+  const us = Object.fromEntries(cpuKeys.map((k) => [k, median(cpu[k]!)])) as Record<(typeof cpuKeys)[number], number>
+  rows.push({ figure: `CPU per request @${fmt(CPU_RATE)} req/s: (a) sessions`, value: `${fmt(us.a)} µs`, target: '' })
+  rows.push({ figure: '… (b) gateway, every policy', value: `${fmt(us.b)} µs`, target: '' })
+  rows.push({ figure: '… (d) bare @fastify/http-proxy', value: `${fmt(us.d)} µs`, target: '' })
+  rows.push({ figure: '… (f) minimal proxy', value: `${fmt(us.f)} µs`, target: '' })
+  rows.push({ figure: '… every policy together, (b) − (f)', value: `${fmt(us.b - us.f)} µs`, target: '' })
   printTable(`bench/gateway: GET /api/v1/sessions/active through each proxy (median of ${ROUNDS} × ${DURATION} s)`, rows)
 } finally {
   for (const child of children.reverse()) await stop(child)
