@@ -91,18 +91,29 @@ function readLimited(src: Readable, limit: number): Promise<Buffer> {
   })
 }
 
-/** Upstream response headers a client may see: not hop-by-hop, and the request id is the gateway's. */
-const relayable = (name: string) => !isHopByHop(name) && name !== 'x-request-id'
+/**
+ * The upstream's response headers a client gets, as [name, value, …]: not hop-by-hop, not its request id,
+ * and not a name the gateway already set on the reply (rate limit, session id), except Set-Cookie. Its
+ * X-Degradation-Mode joins the reply's own.
+ */
+function relayedHeaders(reply: FastifyReply, upstream: string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < upstream.length; i += 2) {
+    const name = upstream[i] as string
+    const value = upstream[i + 1] as string
+    if (name === DEGRADATION) addDegradation(reply, value)
+    else if (!isHopByHop(name) && name !== 'x-request-id' && (name === 'set-cookie' || !reply.hasHeader(name))) out.push(name, value)
+  }
+  return out
+}
 
 /**
  * A buffered upstream answer goes to the client in one writeHead and end on the raw response, past
- * Fastify's send pipeline (proxied routes have no onSend hooks; onResponse still runs). The gateway's own
- * headers (request id, rate limit, session, degradation) come first and win over the upstream's.
+ * Fastify's send pipeline (proxied routes have no onSend hooks; onResponse still runs), the gateway's own
+ * headers first.
  */
 function relayBuffered(reply: FastifyReply, statusCode: number, upstream: string[], body: Buffer): FastifyReply {
-  for (let i = 0; i < upstream.length; i += 2) {
-    if (upstream[i] === DEGRADATION) addDegradation(reply, upstream[i + 1] as string)
-  }
+  const relayed = relayedHeaders(reply, upstream)
   const own = reply.getHeaders()
   const headers: Array<string | string[]> = []
   // Cookies travel as one list: a name given twice to writeHead may collapse to its last value.
@@ -113,10 +124,9 @@ function relayBuffered(reply: FastifyReply, statusCode: number, upstream: string
     if (name === 'set-cookie') cookies = Array.isArray(value) ? [...value] : [String(value)]
     else headers.push(name, Array.isArray(value) ? value : String(value))
   }
-  for (let i = 0; i < upstream.length; i += 2) {
-    const name = upstream[i] as string
-    if (name === 'set-cookie') (cookies ??= []).push(upstream[i + 1] as string)
-    else if (own[name] === undefined && relayable(name) && name !== DEGRADATION) headers.push(name, upstream[i + 1] as string)
+  for (let i = 0; i < relayed.length; i += 2) {
+    if (relayed[i] === 'set-cookie') (cookies ??= []).push(relayed[i + 1] as string)
+    else headers.push(relayed[i] as string, relayed[i + 1] as string)
   }
   if (cookies) headers.push('set-cookie', cookies)
   reply.hijack()
@@ -251,15 +261,9 @@ export class Forwarder {
   private relay(reply: FastifyReply, res: UpstreamResponse): FastifyReply {
     const body = res.body
     if (body instanceof Readable) {
-      // Streamed through Fastify, with the same header rules as relayBuffered.
-      reply.code(res.statusCode)
-      const headers = res.headers
-      for (let i = 0; i < headers.length; i += 2) {
-        const name = headers[i] as string
-        if (name === DEGRADATION) addDegradation(reply, headers[i + 1] as string)
-        else if (relayable(name) && (name === 'set-cookie' || !reply.hasHeader(name))) reply.header(name, headers[i + 1])
-      }
-      return reply.send(body)
+      const relayed = relayedHeaders(reply, res.headers)
+      for (let i = 0; i < relayed.length; i += 2) reply.header(relayed[i] as string, relayed[i + 1])
+      return reply.code(res.statusCode).send(body)
     }
     return relayBuffered(reply, res.statusCode, res.headers, body)
   }
