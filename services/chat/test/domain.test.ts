@@ -1,5 +1,6 @@
 import t from 'tap'
 import { Sequencer } from '../src/domain/sequencer.js'
+import { SeqRanges } from '../src/domain/seq-ranges.js'
 import { mergePatch } from '../src/domain/merge-patch.js'
 import { contentProblem } from '../src/domain/content.js'
 import { parseClientFrame } from '../src/domain/frames.js'
@@ -11,6 +12,26 @@ import { DEFAULT_KNOWLEDGE_PATH } from '../src/config.js'
 
 const item = (seq: number) => ({ seq })
 const seqs = (items: Array<{ seq: number }>) => items.map((i) => i.seq)
+
+t.test('seq ranges keep one range per session covering every seq added', async (t) => {
+  const r = new SeqRanges()
+  r.add('s1', 5)
+  r.add('s1', 7)
+  r.add('s1', 3)
+  r.add('s2', 1)
+  const other = new SeqRanges()
+  other.addRange('s2', { after: 4, upTo: 9 })
+  other.add('s3', 2)
+  r.merge(other)
+  t.equal(r.size, 3)
+  t.strictSame(Object.fromEntries(r.take()), {
+    s1: { after: 2, upTo: 7 },
+    s2: { after: 0, upTo: 9 },
+    s3: { after: 1, upTo: 2 }
+  })
+  t.equal(r.size, 0, 'take empties it')
+  t.strictSame(Object.fromEntries(other.take()), { s2: { after: 4, upTo: 9 }, s3: { after: 1, upTo: 2 } }, 'merge leaves the other as it was')
+})
 
 t.test('the sequencer delivers in order, holds early ones and drops duplicates', async (t) => {
   const s = new Sequencer<{ seq: number }>()

@@ -61,8 +61,11 @@ export interface ChatStore {
    * the session or more than `max` follow it.
    */
   replay(sessionId: string, afterId: string, max: number): Promise<{ messages: ChatMessage[]; anchorSeq: number } | null>
-  /** Messages with afterSeq < seq ≤ upToSeq, in order: what a receiving instance missed. */
-  range(sessionId: string, afterSeq: number, upToSeq?: number): Promise<ChatMessage[]>
+  /**
+   * Messages with afterSeq < seq ≤ upToSeq (no upper bound when null), in order, the first `limit` of
+   * them when given: what a receiving instance missed.
+   */
+  range(sessionId: string, afterSeq: number, upToSeq?: number | null, limit?: number): Promise<ChatMessage[]>
   /**
    * Persists a message with its message.created event (one statement, shared with the messages that
    * arrive at the same time); refused when the session is closed or expired.
@@ -204,17 +207,19 @@ export const chatStorePlugin = fp<ChatStoreOptions>(
         return rows.length > max ? null : { messages: rows, anchorSeq }
       },
 
-      range(sessionId, afterSeq, upToSeq) {
-        return upToSeq === undefined
-          ? query(`SELECT ${MESSAGE_COLUMNS} FROM ${messages} WHERE chat_session_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000`, [
-              sessionId,
-              afterSeq
-            ])
-          : query(`SELECT ${MESSAGE_COLUMNS} FROM ${messages} WHERE chat_session_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq`, [
+      range(sessionId, afterSeq, upToSeq, limit) {
+        // LIMIT NULL is no limit.
+        const upTo = upToSeq ?? null
+        return upTo === null
+          ? query(`SELECT ${MESSAGE_COLUMNS} FROM ${messages} WHERE chat_session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, [
               sessionId,
               afterSeq,
-              upToSeq
+              limit ?? null
             ])
+          : query(
+              `SELECT ${MESSAGE_COLUMNS} FROM ${messages} WHERE chat_session_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
+              [sessionId, afterSeq, upTo, limit ?? null]
+            )
       },
 
       append(m) {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { NatsConnection, Subscription } from '@nats-io/transport-node'
 import { chatLiveSubject, type ChatLiveEnvelope } from '@platform/contracts'
 import type { NatsHandle } from '@platform/kit'
+import { SeqRanges, type SeqRange } from '../domain/seq-ranges.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,12 +12,17 @@ declare module 'fastify' {
 }
 
 type Receiver = (chatSessionId: string, data: Uint8Array) => void
+/** Per session, the messages this instance persisted that NATS may not have carried: to publish again. */
+export type Resync = (republish: Map<string, SeqRange>) => void
 
 /**
  * Live fan-out between chat instances on core NATS `chat.live.<chatSessionId>` (namespaced). An
  * instance subscribes to the sessions it has connections in. Nothing here is durable: Postgres is
- * the source of truth, and `onResync` tells the hub to read back what it may have missed while NATS
- * was away.
+ * the source of truth. After every (re)connect, once the server has this instance's subscriptions,
+ * `onResync` tells the hub to read back what its rooms may have missed and to publish again what this
+ * instance persisted but NATS may not have carried: publications while NATS was down, and those not
+ * yet confirmed by a flush when the connection died (core NATS drops them silently, e.g. on a
+ * connection that died unnoticed until its pings timed out).
  */
 export class LiveBus {
   /** Identifies this instance's publications, so it can ignore its own echoes. */
@@ -25,11 +31,19 @@ export class LiveBus {
   private readonly ownPrefix = Buffer.from(`{"origin":"${this.instanceId}"`)
   private readonly subs = new Map<string, Subscription | null>()
   private receiver: Receiver = () => {}
-  private resync: () => void = () => {}
+  private resync: Resync = () => {}
+  /** Message seqs not published (NATS down). */
+  private readonly unsent = new SeqRanges()
+  /** Message seqs published since the last flush started. */
+  private unconfirmed = new SeqRanges()
+  /** Those whose flush (PING/PONG) is under way: the server has them once it resolves. */
+  private confirming: SeqRanges | null = null
+  private confirmTimer: NodeJS.Timeout | null = null
 
   constructor(
     private readonly nats: NatsHandle,
-    private readonly flushTimeoutMs = 1000
+    private readonly flushTimeoutMs = 1000,
+    private readonly confirmDelayMs = 100
   ) {
     nats.onConnect((nc) => this.connected(nc))
   }
@@ -42,7 +56,7 @@ export class LiveBus {
     this.receiver = fn
   }
 
-  onResync(fn: () => void): void {
+  onResync(fn: Resync): void {
     this.resync = fn
   }
 
@@ -65,21 +79,73 @@ export class LiveBus {
     }
   }
 
-  /** Best effort: false when NATS is down (other instances catch up from Postgres). */
+  /**
+   * Best effort: false when NATS is down. A message is remembered until a flush confirms the server
+   * has it, and published again (from Postgres) after the next reconnect otherwise.
+   */
   publish(chatSessionId: string, frame: ChatLiveEnvelope['frame'], connectionId?: string): boolean {
+    const seq = frame.type === 'message' ? frame.seq : 0
     const nc = this.nats.connection
-    if (!nc || !this.nats.connected) return false
-    const envelope: ChatLiveEnvelope = { origin: this.instanceId, ...(connectionId ? { connectionId } : {}), frame }
-    try {
-      nc.publish(this.nats.subject(chatLiveSubject(chatSessionId)), JSON.stringify(envelope))
-      return true
-    } catch {
-      return false
+    if (nc && this.nats.connected) {
+      const envelope: ChatLiveEnvelope = { origin: this.instanceId, ...(connectionId ? { connectionId } : {}), frame }
+      try {
+        nc.publish(this.nats.subject(chatLiveSubject(chatSessionId)), JSON.stringify(envelope))
+        if (seq) {
+          this.unconfirmed.add(chatSessionId, seq)
+          this.scheduleConfirm()
+        }
+        return true
+      } catch {
+        // closed meanwhile: as if down
+      }
     }
+    if (seq) this.unsent.add(chatSessionId, seq)
+    return false
+  }
+
+  /** Puts back messages to publish again that could not be read (they go with the next resync). */
+  requeue(chatSessionId: string, range: SeqRange): void {
+    this.unsent.addRange(chatSessionId, range)
+  }
+
+  /** The messages waiting to be published again, taken. */
+  takeUnsent(): Map<string, SeqRange> {
+    return this.unsent.take()
   }
 
   close(): void {
+    if (this.confirmTimer) clearTimeout(this.confirmTimer)
+    this.confirmTimer = null
     for (const id of [...this.subs.keys()]) this.leave(id)
+  }
+
+  /** One flush at a time for everything published meanwhile, at most every `confirmDelayMs`. */
+  private scheduleConfirm(): void {
+    if (this.confirmTimer || this.confirming) return
+    this.confirmTimer = setTimeout(this.confirm, this.confirmDelayMs)
+    this.confirmTimer.unref()
+  }
+
+  private readonly confirm = (): void => {
+    this.confirmTimer = null
+    const nc = this.nats.connection
+    if (!nc || this.unconfirmed.size === 0) return
+    const batch = this.unconfirmed
+    this.unconfirmed = new SeqRanges()
+    this.confirming = batch
+    // nats.js rejects a pending flush when its connection goes (and drops what it had not written).
+    Promise.resolve()
+      .then(() => nc.flush())
+      .then(
+        () => {},
+        () => {
+          if (this.confirming === batch) this.unsent.merge(batch)
+        }
+      )
+      .finally(() => {
+        if (this.confirming === batch) this.confirming = null
+        if (this.unconfirmed.size > 0) this.scheduleConfirm()
+      })
   }
 
   private subscribe(nc: NatsConnection, chatSessionId: string): Subscription {
@@ -110,9 +176,17 @@ export class LiveBus {
   }
 
   /** First connect (subscribe what joined meanwhile) and every reconnect (nats.js resubscribes itself). */
-  private connected(nc: NatsConnection): void {
+  private async connected(nc: NatsConnection): Promise<void> {
     for (const [id, sub] of this.subs) if (!sub) this.subs.set(id, this.subscribe(nc, id))
-    this.resync()
+    // Read back only once the server has every subscription: a message published between the read
+    // and the subscription would be missed until a later one revealed the gap.
+    await this.flush(nc)
+    const republish = this.unsent
+    republish.merge(this.unconfirmed)
+    this.unconfirmed = new SeqRanges()
+    if (this.confirming) republish.merge(this.confirming)
+    this.confirming = null
+    this.resync(republish.take())
   }
 }
 
