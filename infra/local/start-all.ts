@@ -1,12 +1,25 @@
 /**
- * Starts every service under services/ (each with a src/server.ts), prefixes their logs, prints
- * where each listens once healthy, and on Ctrl-C stops them all gracefully.
+ * Starts every service under services/ (each with a src/server.ts), prints their logs, prints where
+ * each listens once healthy, and on Ctrl-C stops them all gracefully.
+ *
+ * Logs: the services always write JSON lines to this script. On a terminal (or with LOG_FORMAT=pretty)
+ * it prints them as readable lines, the service's name first in a colour of its own; otherwise
+ * (LOG_FORMAT=json, or piped) the JSON lines as they are, each carrying `service`.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { LOG_FORMATS, logFormat, prettyLine, type LogFormatSetting } from '../../packages/kit/src/logger.js'
 
 const root = join(import.meta.dirname, '..', '..')
+
+const formatSetting = process.env.LOG_FORMAT || 'auto'
+if (!LOG_FORMATS.includes(formatSetting as LogFormatSetting)) {
+  console.error(`LOG_FORMAT: must be one of ${LOG_FORMATS.join(', ')} (got "${formatSetting}")`)
+  process.exit(1)
+}
+const isTTY = process.stdout.isTTY === true
+const pretty = logFormat(formatSetting as LogFormatSetting, isTTY) === 'pretty' ? prettyLine({ colorize: isTTY }) : null
 const services = readdirSync(join(root, 'services'))
   .filter((name) => existsSync(join(root, 'services', name, 'src', 'server.ts')))
   .map((name) => {
@@ -21,7 +34,8 @@ let stopping = false
 for (const s of services) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: join(root, 'services', s.name),
-    env: { ...process.env, PORT: String(s.port) },
+    // JSON from every service: this script decides how it is shown.
+    env: { ...process.env, PORT: String(s.port), LOG_FORMAT: 'json' },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Own process group: Ctrl-C reaches only this script, which then stops each service once, gracefully
     // (a second signal would make close-with-grace exit at once).
@@ -33,7 +47,7 @@ for (const s of services) {
     stream?.on('data', (chunk: Buffer) => {
       const lines = (rest + chunk.toString()).split('\n')
       rest = lines.pop() ?? ''
-      for (const line of lines) process.stdout.write(`${prefix} ${line}\n`)
+      for (const line of lines) process.stdout.write(`${show(line, s.name, prefix)}\n`)
     })
   }
   child.on('exit', (code, signal) => {
@@ -43,6 +57,12 @@ for (const s of services) {
     }
   })
   children.push(child)
+}
+
+/** A service's line: prettified, or its JSON as it is; anything else (a crash's output) behind the service's name. */
+function show(line: string, service: string, prefix: string): string {
+  if (pretty) return pretty(line, service)
+  return line.startsWith('{') ? line : `${prefix} ${line}`
 }
 
 async function healthy(port: number): Promise<boolean> {

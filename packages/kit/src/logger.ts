@@ -1,5 +1,7 @@
-import type { FastifyBaseLogger, FastifyServerOptions, FastifyRequest } from 'fastify'
+import { Writable } from 'node:stream'
+import { LogController, type FastifyBaseLogger, type FastifyServerOptions, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Bindings, ChildLoggerOptions } from 'pino'
+import { prettyFactory } from 'pino-pretty'
 
 const SECRET_QUERY = /([?&](?:token|access_token|jwt)=)[^&]*/gi
 
@@ -8,7 +10,35 @@ export function redactUrl(url: string): string {
   return url.replace(SECRET_QUERY, '$1[Redacted]')
 }
 
-export function loggerOptions(level: string, service: string): FastifyServerOptions['logger'] {
+/** `LOG_FORMAT`: `auto` is pretty on a terminal, JSON lines otherwise. */
+export type LogFormatSetting = 'auto' | 'pretty' | 'json'
+export type LogFormat = 'pretty' | 'json'
+export const LOG_FORMATS: readonly LogFormatSetting[] = ['auto', 'pretty', 'json']
+
+/** The format to write: as asked, or for `auto` (the default) pretty only when stdout is a terminal. */
+export function logFormat(setting: LogFormatSetting | undefined, isTTY: boolean): LogFormat {
+  if (setting === 'pretty' || setting === 'json') return setting
+  return isTTY ? 'pretty' : 'json'
+}
+
+export interface LogOutput {
+  /** `LOG_FORMAT` [auto]. */
+  format?: LogFormatSetting
+  /** Whether stdout is a terminal: decides `auto`, and colours. Default: `process.stdout.isTTY`. */
+  isTTY?: boolean
+  /** Where lines go instead of stdout (tests). */
+  destination?: NodeJS.WritableStream
+}
+
+/**
+ * Pino options for a service: its name on every line, secrets redacted, and JSON lines or, in pretty
+ * format, readable lines prettified in the process (pretty is for a person at a terminal; it is
+ * printed from the same redacted JSON).
+ */
+export function loggerOptions(level: string, service: string, output: LogOutput = {}): FastifyServerOptions['logger'] {
+  const isTTY = output.isTTY ?? process.stdout.isTTY === true
+  const pretty = level !== 'silent' && logFormat(output.format, isTTY) === 'pretty'
+  const stream = pretty ? prettyStream({ colorize: isTTY, destination: output.destination }) : output.destination
   return {
     level,
     base: { service },
@@ -19,8 +49,15 @@ export function loggerOptions(level: string, service: string): FastifyServerOpti
         'req.headers["set-cookie"]',
         'req.headers["sec-websocket-protocol"]',
         'headers.authorization',
+        'headers.cookie',
+        'headers["set-cookie"]',
+        'headers["sec-websocket-protocol"]',
         'token',
         '*.token',
+        'accessToken',
+        '*.accessToken',
+        'refreshToken',
+        '*.refreshToken',
         'password',
         '*.password'
       ],
@@ -31,7 +68,109 @@ export function loggerOptions(level: string, service: string): FastifyServerOpti
         return { method: req.method, url: redactUrl(req.url), remoteAddress: req.ip, requestId: req.id }
       }
     },
-    ...(process.stdout.isTTY && level !== 'silent' ? { transport: { target: 'pino-pretty' } } : {})
+    ...(stream ? { stream } : {})
+  }
+}
+
+// ------------------------------------------------------------------ pretty lines
+
+const COLOURS = [36, 35, 33, 32, 34, 96, 95, 93, 92, 94]
+const colourOf = (name: string): number => {
+  let h = 0
+  for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0
+  return COLOURS[h % COLOURS.length] as number
+}
+
+/** Service names are padded to this width so messages line up. */
+const PREFIX_WIDTH = 14
+
+/**
+ * Turns one JSON log line into one readable line: the service name first (a colour per service),
+ * then time, level and message, the other fields inline; a request's line reads `GET /path 200 (3 ms)`.
+ * A line that is not JSON (a crash's stack trace) is kept as it is, behind the prefix of `fallbackService`.
+ */
+export function prettyLine(opts: { colorize: boolean }): (line: string, fallbackService?: string) => string {
+  const pretty = prettyFactory({
+    colorize: opts.colorize,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service'
+  })
+  const prefix = (service: string) => {
+    const name = service.padEnd(PREFIX_WIDTH)
+    return opts.colorize ? `\x1b[${colourOf(service)}m${name}\x1b[39m` : name
+  }
+  return (line, fallbackService = '') => {
+    let log: Record<string, unknown> | null = null
+    if (line.startsWith('{')) {
+      try {
+        log = JSON.parse(line) as Record<string, unknown>
+      } catch {
+        log = null
+      }
+    }
+    if (!log || typeof log !== 'object') return `${prefix(fallbackService)} ${line}`
+    const service = typeof log.service === 'string' ? log.service : fallbackService
+    return `${prefix(service)} ${pretty(readableRequest(log)).trimEnd()}`
+  }
+}
+
+/** `request completed` with its req/res objects becomes `GET /path 200 (3 ms)`. */
+function readableRequest(log: Record<string, unknown>): Record<string, unknown> {
+  const req = log.req as { method?: string; url?: string } | undefined
+  const res = log.res as { statusCode?: number } | undefined
+  if (log.msg !== 'request completed' || !req || !res) return log
+  const { req: _req, res: _res, responseTime, ...rest } = log
+  const ms = typeof responseTime === 'number' ? ` (${responseTime < 10 ? responseTime.toFixed(1) : Math.round(responseTime)} ms)` : ''
+  return { ...rest, msg: `${req.method} ${req.url} ${res.statusCode}${ms}` }
+}
+
+/** A destination for pino that writes each JSON line prettified (synchronously, as pino expects). */
+export function prettyStream(opts: { colorize: boolean; destination?: NodeJS.WritableStream | undefined }): Writable {
+  const format = prettyLine({ colorize: opts.colorize })
+  const out = opts.destination ?? process.stdout
+  let rest = ''
+  return new Writable({
+    decodeStrings: false,
+    write(chunk: string | Buffer, _encoding, done) {
+      const lines = (rest + chunk.toString()).split('\n')
+      rest = lines.pop() ?? ''
+      for (const line of lines) if (line) out.write(`${format(line)}\n`)
+      done()
+    }
+  })
+}
+
+// ------------------------------------------------------------------ request log lines
+
+/** Probes an orchestrator or Prometheus calls every few seconds: logged at debug, not info. */
+const PROBE_ROUTES = new Set(['/health', '/ready', '/metrics'])
+
+function isProbe(request: FastifyRequest): boolean {
+  const route = request.routeOptions.url
+  if (route !== undefined) return PROBE_ROUTES.has(route)
+  const q = request.url.indexOf('?')
+  return PROBE_ROUTES.has(q < 0 ? request.url : request.url.slice(0, q))
+}
+
+/**
+ * Fastify's own request lines, one per request: `request completed` (method, url, status, time) at
+ * info, at debug for /health, /ready and /metrics; `incoming request` only at debug; errors as Fastify
+ * logs them.
+ */
+export class RequestLogController extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) {
+      reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    } else if (isProbe(request)) {
+      reply.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+    } else {
+      reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+    }
   }
 }
 

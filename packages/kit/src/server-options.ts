@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyServerOptions } from 'fastify'
-import { LazyChildLogger, loggerOptions } from './logger.js'
+import { LazyChildLogger, RequestLogController, loggerOptions, type LogFormatSetting } from './logger.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -11,6 +11,8 @@ export function requestId(header: string | string[] | undefined): string {
 
 export interface ServerOptionsInput {
   LOG_LEVEL: string
+  /** auto (pretty on a terminal) when absent. */
+  LOG_FORMAT?: LogFormatSetting
   SERVICE_NAME: string
   BODY_LIMIT_BYTES: number
 }
@@ -18,7 +20,8 @@ export interface ServerOptionsInput {
 /** The Fastify options every service (and every test) builds with, so both behave the same. */
 export function fastifyOptions(config: ServerOptionsInput, overrides: FastifyServerOptions = {}): FastifyServerOptions {
   return {
-    logger: loggerOptions(config.LOG_LEVEL, config.SERVICE_NAME),
+    logger: loggerOptions(config.LOG_LEVEL, config.SERVICE_NAME, { format: config.LOG_FORMAT ?? 'auto' }),
+    logController: new RequestLogController(),
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: false,
     genReqId: (req) => requestId(req.headers['x-request-id']),
