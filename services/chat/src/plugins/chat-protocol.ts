@@ -11,7 +11,8 @@ import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '@platform/k
 import { parseClientFrame } from '../domain/frames.js'
 import { contentProblem } from '../domain/content.js'
 import { accessTo } from '../domain/identity.js'
-import type { Author, SessionState } from './chat-store.js'
+import type { Author } from '../domain/message.js'
+import type { SessionState } from './chat-store.js'
 import type { Connection, Room } from './chat-hub.js'
 
 export interface ProtocolOptions {

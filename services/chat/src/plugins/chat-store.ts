@@ -5,7 +5,6 @@ import {
   ChatEventSubjects,
   type ChatCleanupReply,
   type ChatMessage,
-  type ChatSender,
   type ChatSession as ChatSessionDto,
   type ChatSessionClosedData,
   type ChatSessionOpenedData,
@@ -18,26 +17,8 @@ import { Prisma, type ChatSession } from '../generated/prisma/client.js'
 import { decodeCursor, encodeCursor } from '@platform/kit'
 import { mergePatch } from '../domain/merge-patch.js'
 import { ContextTooLargeError } from '../domain/errors.js'
+import type { AppendResult, Author, NewMessage } from '../domain/message.js'
 import { MESSAGE_COLUMNS, MessageWriter, messageFromRow, type MessageRow } from './message-writer.js'
-
-/** Who a stored message or a new session is attributed to. */
-export interface Author {
-  userId: string | null
-  userType: ChatUserType
-  loginSessionId?: string | undefined
-}
-
-export interface NewMessage {
-  chatSessionId: string
-  sender: ChatSender
-  content: string
-  metadata: Record<string, unknown>
-  processingMs: number | null
-  /** The connection that sent it, or for an assistant reply the one that was answered. */
-  author: Author
-}
-
-export type AppendResult = { ok: true; message: ChatMessage } | { ok: false; reason: 'closed' | 'not_found' }
 
 /** What the WebSocket side needs to know about a session. */
 export interface SessionState {

@@ -2,7 +2,7 @@ import type pg from 'pg'
 import { randomUUID } from 'node:crypto'
 import { ChatEventSubjects, type ChatMessage, type ChatMessageCreatedData, type ChatSender } from '@platform/contracts'
 import { createEvent } from '@platform/kit'
-import type { AppendResult, NewMessage } from './chat-store.js'
+import type { AppendResult, NewMessage } from '../domain/message.js'
 
 export interface MessageRow {
   id: string
