@@ -3,12 +3,12 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { cruise, type ICruiseOptions, type IRuleSet } from 'dependency-cruiser'
+import { cruise, type ICruiseOptions, type IFlattenedRuleSet } from 'dependency-cruiser'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
 /** The import rules of the workspace: what a newcomer may rely on when reading any folder. */
-const ruleSet: IRuleSet = {
+const ruleSet: IFlattenedRuleSet = {
   forbidden: [
     { name: 'no-cycle', severity: 'error', from: {}, to: { circular: true } },
     {
