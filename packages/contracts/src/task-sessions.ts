@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox'
-import { EventEnvelope } from './events.js'
+import { EventEnvelope, ReceivedEventEnvelope } from './events.js'
 import { UserId } from './common.js'
 import { ErrorReply } from './errors.js'
 import type { RouteContract } from './routes.js'
@@ -125,6 +125,17 @@ export const ScenarioSaved = EventEnvelope(TaskSubjects.scenarioSaved, ScenarioS
 export const TaskEvent = Type.Union([TaskCreated, TaskCompleted, TaskFailed, TaskCancelled, ScenarioSaved])
 export type TaskEvent = Static<typeof TaskEvent>
 
+/** A task event as the intake accepts it from any producer in structured mode (binary mode: docs/events.md). */
+export const TaskEventReceived = Type.Union(
+  Object.entries({
+    [TaskSubjects.created]: TaskLifecycleData,
+    [TaskSubjects.completed]: TaskLifecycleData,
+    [TaskSubjects.failed]: TaskLifecycleData,
+    [TaskSubjects.cancelled]: TaskLifecycleData,
+    [TaskSubjects.scenarioSaved]: ScenarioSavedData
+  }).map(([type, data]) => ReceivedEventEnvelope(type, data))
+)
+
 /** Event type → schema of its `data`: what a consumer of the TASKS stream validates against. */
 export const TaskEventDataSchemas: Record<string, TSchema> = {
   [TaskSubjects.created]: TaskLifecycleData,
@@ -232,10 +243,12 @@ export const TaskSessionRoutes: RouteContract[] = [
   },
   {
     method: 'POST', path: '/api/v1/task-sessions/events', tag: 'task sessions', auth: 'service',
-    summary: 'Task lifecycle event for producers that cannot publish to NATS (same handling)', body: TaskEvent,
+    summary: 'Task lifecycle event for producers that cannot publish to NATS (same handling; CloudEvents structured or binary mode)',
+    body: TaskEventReceived,
     responses: {
       200: { description: 'Applied (a duplicate changes nothing)', schema: TaskEventAccepted },
       400: e('INVALID_EVENT_ENVELOPE / UNKNOWN_EVENT_TYPE / INVALID_EVENT_DATA / INVALID_JSON'),
+      415: e('UNSUPPORTED_MEDIA_TYPE (batched mode, another event format, or a body that is no event)'),
       ...authErrors, ...unavailable
     }
   }

@@ -40,8 +40,8 @@ t.test('the migrated database and the Prisma schema agree: every model is writte
   t.same(await prisma.loginSession.findUniqueOrThrow({ where: { id: 'sid-1' } }), login)
   const violation = await prisma.loginViolation.create({ data: { sessionId: 'sid-1', userId: 'u1', reason: 'request_rate', detail: 'd' } })
   t.same(await prisma.loginViolation.findUniqueOrThrow({ where: { id: violation.id } }), violation)
-  const processed = await prisma.processedEvent.create({ data: { id: '7f9619ff-8b86-4d01-b42d-00cf4fc964ff' } })
-  t.same(await prisma.processedEvent.findUniqueOrThrow({ where: { id: processed.id } }), processed)
+  const processed = await prisma.processedEvent.create({ data: { source: 'https://producer.example/chat', id: 'evt-1' } })
+  t.same(await prisma.processedEvent.findUniqueOrThrow({ where: { source_id: { source: processed.source, id: 'evt-1' } } }), processed)
 
   t.same(await recordedMigrations(schema), await expectedMigrations(migrationsDir), 'recorded as prisma migrate deploy records them')
 })
@@ -85,7 +85,8 @@ t.test('every column of the Prisma schema exists with its type, and no other', a
     'outbox.sent_at timestamp with time zone null',
     'outbox.attempts integer',
     'outbox.last_error text null',
-    'processed_events.id uuid',
-    'processed_events.processed_at timestamp with time zone'
+    'processed_events.id text',
+    'processed_events.processed_at timestamp with time zone',
+    'processed_events.source text'
   ])
 })

@@ -1,10 +1,10 @@
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { TaskSubjects } from '@platform/contracts'
-import { createEvent, ensureStream, fastifyOptions, loadConfig, namespaced, type Envelope } from '@platform/kit'
+import { createEvent, ensureStream, fastifyOptions, loadConfig, namespaced, streamNameFor, type DeadLetter, type Envelope } from '@platform/kit'
 import { TEST_JWT_SECRET, createTestSchema, deleteStreams, uniqueName, waitFor, type TestSchema } from '@platform/kit/testing'
 import { app } from '../src/app.js'
 import { ConfigSchema, type Config } from '../src/config.js'
@@ -74,6 +74,12 @@ export interface Publisher {
   publish(type: string, data: Record<string, unknown>, time?: Date): Promise<Envelope>
   /** Publishes raw bytes on a (namespaced) subject. */
   raw(type: string, payload: string): Promise<void>
+  /**
+   * Publishes a message as another producer would: NATS headers (e.g. `ce-` attributes of binary
+   * mode) and a body, with no Nats-Msg-Id, so the stream keeps duplicates and the consumer must
+   * handle them.
+   */
+  message(type: string, message: { headers: Record<string, string>; body: string }): Promise<void>
 }
 
 /** A producer on the test's namespace; the TASKS stream is created if the app has not yet. */
@@ -92,8 +98,26 @@ export async function publisher(t: Tap, namespace: string, url = NATS_URL): Prom
     },
     async raw(type, payload) {
       await js.publish(namespaced(namespace, type), payload)
+    },
+    async message(type, message) {
+      const h = natsHeaders()
+      for (const [name, value] of Object.entries(message.headers)) h.set(name, value)
+      await js.publish(namespaced(namespace, type), message.body, { headers: h })
     }
   }
+}
+
+/** Every dead letter in the namespace's DEAD_LETTER stream, in order, with the subject it was published on. */
+export async function deadLetters(nc: NatsConnection, namespace: string): Promise<Array<DeadLetter & { on: string }>> {
+  const jsm = await jetstreamManager(nc)
+  const stream = streamNameFor(namespace, 'deadLetter')
+  const { state } = await jsm.streams.info(stream)
+  const letters: Array<DeadLetter & { on: string }> = []
+  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq })
+    if (m) letters.push({ ...m.json<DeadLetter>(), on: m.subject })
+  }
+  return letters
 }
 
 /** Builds a task lifecycle event without publishing it (HTTP intake, domain tests). */

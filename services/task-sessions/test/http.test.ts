@@ -49,7 +49,7 @@ t.test('task sessions over HTTP', async (t) => {
     const good = taskEvent(T.created, { taskId: 'h2-a', taskType: 'image_analysis', shortId: 'h2' })
     const cases: Array<[unknown, string, RegExp]> = [
       [{ ...good, specversion: '0.3' }, 'INVALID_EVENT_ENVELOPE', /specversion/],
-      [{ ...good, id: 'not-a-uuid' }, 'INVALID_EVENT_ENVELOPE', /id/],
+      [{ ...good, id: '' }, 'INVALID_EVENT_ENVELOPE', /id: must not be empty/],
       [{ ...good, type: 'tasks.started' }, 'UNKNOWN_EVENT_TYPE', /tasks.started/],
       [{ ...good, data: { taskId: 'h2-a', taskType: 'knitting', shortId: 'h2' } }, 'INVALID_EVENT_DATA', /taskType/],
       [{ ...good, data: { taskId: 'bad id', taskType: 'image_analysis', shortId: 'h2' } }, 'INVALID_EVENT_DATA', /taskId/],

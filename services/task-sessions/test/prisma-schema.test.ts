@@ -29,6 +29,8 @@ t.test('the migrated database and the Prisma schema agree: every model is writte
     data: { id: '6f9619ff-8b86-4d01-b42d-00cf4fc964ff', type: 'sessions.task.created', envelope: { a: [1, 'x'] } }
   })
   t.same(await prisma.outboxEvent.findUniqueOrThrow({ where: { id: event.id } }), event)
+  const receipt = await prisma.eventReceipt.create({ data: { source: 'https://producer.example/tasks', id: 'evt 1' } })
+  t.same(await prisma.eventReceipt.findUniqueOrThrow({ where: { source_id: { source: receipt.source, id: 'evt 1' } } }), receipt)
 
   t.same(await recordedMigrations(schema), await expectedMigrations(migrationsDir), 'recorded as prisma migrate deploy records them')
 })
@@ -37,6 +39,9 @@ t.test('every column and index of the Prisma schema exists, and no other', async
   const schema = await createTestSchema(migrationsDir, 'tasks')
   t.teardown(() => schema.drop())
   t.same(await describeColumns(schema), [
+    'event_receipts.source text',
+    'event_receipts.id text',
+    'event_receipts.received_at timestamp with time zone',
     'finished_tasks.task_id character varying',
     'finished_tasks.task_type TaskType',
     'finished_tasks.outcome TaskOutcome',

@@ -8,7 +8,7 @@ declare module 'fastify' {
   }
 }
 
-/** Counts each user message sent from a login session (chat.events.message.created), once per event. */
+/** Counts each user message sent from a login session (chat.events.message.created), once per event (source, id). */
 export const chatInteractionsPlugin = fp<{ durable: string }>(
   async (fastify, { durable }) => {
     const consumer = createEventConsumer(fastify, {
@@ -20,7 +20,7 @@ export const chatInteractionsPlugin = fp<{ durable: string }>(
         for (const { event } of items) {
           const data = event.data as MessageData
           if (data.sender === 'user' && data.loginSessionId) {
-            await fastify.loginSessions.countChatInteraction(event.id, data.loginSessionId)
+            await fastify.loginSessions.countChatInteraction(event, data.loginSessionId)
           }
         }
       }

@@ -54,7 +54,8 @@ export interface LoginSessionService {
     opts: { limit: number; cursor?: string | undefined; state: 'active' | 'ended' | 'all' }
   ): Promise<{ items: LoginSessionDto[]; nextCursor: string | null }>
   recordActivity(items: LoginActivityBody['items']): Promise<number>
-  countChatInteraction(eventId: string, sid: string): Promise<boolean>
+  /** Counts one chat interaction per event (source, id); false for one already counted. */
+  countChatInteraction(event: { source: string; id: string }, sid: string): Promise<boolean>
   cleanup(opts: { olderThanSeconds?: number | undefined; batchSize: number }): Promise<CleanupResult>
   metrics(): Promise<LoginSessionMetrics>
   /** Figures for the cleanup worker: open sessions, those the next cleanup would end, mean duration. */
@@ -251,10 +252,10 @@ export const loginSessionsPlugin = fp<LoginSessionOptions>(
         return rowCount ?? 0
       },
 
-      async countChatInteraction(eventId, sid) {
+      async countChatInteraction(event, sid) {
         try {
           await prisma.$transaction([
-            prisma.processedEvent.create({ data: { id: eventId } }),
+            prisma.processedEvent.create({ data: { source: event.source, id: event.id } }),
             prisma.loginSession.updateMany({ where: { id: sid }, data: { chatInteractions: { increment: 1 } } })
           ])
           return true

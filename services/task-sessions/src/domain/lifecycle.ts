@@ -19,10 +19,22 @@ export const SCRAPING = 'scraping'
 export type Outcome = 'completed' | 'failed' | 'cancelled' | 'removed'
 export type RemovalReason = 'completed' | 'failed' | 'cancelled' | 'scenario_saved' | 'deleted'
 
-/** A lifecycle event, already validated against its contract. */
+/** A lifecycle event, already validated against its contract, with a known time (see ReceivedTaskEvent). */
 export interface TaskEventInput {
   type: string
   time: string
+  data: unknown
+}
+
+/**
+ * An event as received: other producers may leave `time` out. Such an event takes the time it was
+ * first received, remembered per (source, id), so a duplicate in any content mode states the same facts.
+ */
+export interface ReceivedTaskEvent {
+  source: string
+  id: string
+  type: string
+  time?: string
   data: unknown
 }
 

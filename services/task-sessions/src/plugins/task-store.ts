@@ -10,6 +10,7 @@ import {
   type Outcome,
   type RemovalReason,
   type StoredSession,
+  type ReceivedTaskEvent,
   type StoredState,
   type TaskEventInput
 } from '../domain/lifecycle.js'
@@ -31,7 +32,7 @@ export interface CleanupResult {
 
 export interface TaskStore {
   /** Applies validated lifecycle events (one batch, one transaction); idempotent and order-independent. */
-  apply(events: TaskEventInput[]): Promise<Changes>
+  apply(events: ReceivedTaskEvent[]): Promise<Changes>
   /** Removes a session by hand when `visible` accepts it; false when there is none (for this caller). */
   remove(taskId: string, visible: (s: StoredSession) => boolean): Promise<boolean>
   /** Deletes finished sessions older than the cutoff in short batches, then purges old remembered facts. */
@@ -145,7 +146,27 @@ export const taskStorePlugin = fp<TaskStoreOptions>(
     const lock = (client: pg.PoolClient, keys: string[]) => client.query(LOCK_SQL, [keys.map((k) => `${schema}:${k}`)])
     const event = (type: string, data: TaskSessionEventData) => createEvent(type, opts.source, data)
 
-    const apply = async (events: TaskEventInput[]): Promise<Changes> => {
+    /**
+     * Events without `time` get the time their (source, id) was first received. The upsert returns the
+     * remembered row when there is one (a concurrent replica's too, once it commits), so every copy of
+     * an event, structured or binary, HTTP or NATS, states the same facts.
+     */
+    const timed = async (events: ReceivedTaskEvent[]): Promise<TaskEventInput[]> => {
+      const untimed = events.filter((e) => e.time === undefined)
+      if (untimed.length === 0) return events as TaskEventInput[]
+      const keys = new Map(untimed.map((e) => [JSON.stringify([e.source, e.id]), e]))
+      const { rows } = await pool.query<{ source: string; id: string; received_at: Date }>(
+        `INSERT INTO event_receipts (source, id) SELECT * FROM unnest($1::text[], $2::text[])
+         ON CONFLICT (source, id) DO UPDATE SET received_at = event_receipts.received_at
+         RETURNING source, id, received_at`,
+        [[...keys.values()].map((e) => e.source), [...keys.values()].map((e) => e.id)]
+      )
+      const at = new Map(rows.map((r) => [JSON.stringify([r.source, r.id]), r.received_at.toISOString()]))
+      return events.map((e) => (e.time === undefined ? { ...e, time: at.get(JSON.stringify([e.source, e.id]))! } : (e as TaskEventInput)))
+    }
+
+    const apply = async (received: ReceivedTaskEvent[]): Promise<Changes> => {
+      const events = await timed(received)
       const facts = collectFacts(events)
       if (facts.lockKeys.length === 0) return { ...NO_CHANGES }
       const changes = await transaction(pool, async (client) => {
@@ -308,6 +329,11 @@ export const taskStorePlugin = fp<TaskStoreOptions>(
         result.finishedTasksPurged += await purge(
           `DELETE FROM scenario_saves WHERE short_id IN (
              SELECT short_id FROM scenario_saves WHERE recorded_at < $1 ORDER BY recorded_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+          [facts, batchSize]
+        )
+        result.finishedTasksPurged += await purge(
+          `DELETE FROM event_receipts WHERE (source, id) IN (
+             SELECT source, id FROM event_receipts WHERE received_at < $1 ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
           [facts, batchSize]
         )
       } catch (err) {
