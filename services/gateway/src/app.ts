@@ -1,16 +1,18 @@
 import type { FastifyInstance, FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import { authOptions, authPlugin, errorHandlerPlugin, jwtSecret, metricsPlugin, natsPlugin, redisPlugin } from '@platform/kit'
-import type { Config } from './config.js'
+import { checkConfig, drainBytes, type Config } from './config.js'
 import { compileAddressList, peerAllowed } from './domain/addresses.js'
-import { MetricsForbiddenError } from './domain/errors.js'
+import { MetricsForbiddenError, UriTooLongError } from './domain/errors.js'
 import { gatewayHealthPlugin } from './plugins/health.js'
 import { gatewayMetricsPlugin } from './plugins/gateway-metrics.js'
 import { upstreamsPlugin } from './plugins/upstreams.js'
 import { rateLimiterPlugin } from './plugins/rate-limiter.js'
 import { forwarderPlugin } from './plugins/forwarder.js'
+import { bodyDrainPlugin } from './plugins/body-drain.js'
 import { webSocketProxyPlugin } from './plugins/websocket-proxy.js'
 import { docsPlugin } from './plugins/docs.js'
+import { clientErrorsPlugin } from './plugins/client-errors.js'
 import { loginGuardPlugin } from './plugins/login-guard.js'
 import { indexRoutes } from './routes/index.js'
 import { proxyRoutes } from './routes/proxy.js'
@@ -19,6 +21,14 @@ export interface GatewayOptions {
   config: Config
   /** preHandler hooks between token verification and proxying (see routes/proxy.ts), e.g. a session guard. */
   guards?: preHandlerAsyncHookHandler[]
+  /**
+   * One clock (ms) for the time-based decisions: the login guard's inactivity, age and windows (epoch ms),
+   * breaker Retry-After, request deadlines and the JWKS re-fetch interval. Unset: each uses the real one.
+   * Tests pass a clock they move instead of sleeping.
+   */
+  now?: () => number
+  /** How the forwarder waits before a retry; tests record the waits instead. */
+  sleep?: (ms: number) => Promise<unknown>
 }
 
 /** METRICS_ALLOW: /metrics answers 403 to every other peer. */
@@ -39,17 +49,22 @@ function restrictMetrics(fastify: FastifyInstance, list: string) {
  * plugins one by one rather than platformPlugins, because its /health (upstreams, breakers) replaces
  * the kit's; the order is otherwise the same: error handler, metrics, health, auth, Redis, NATS.
  */
-export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config, guards = [] }) => {
+export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config, guards = [], now, sleep }) => {
+  checkConfig(config)
   fastify.setValidatorCompiler(TypeBoxValidatorCompiler)
+  const maxUrl = config.MAX_URL_LENGTH
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
-    done()
+    done(request.url.length > maxUrl ? new UriTooLongError(String(maxUrl)) : undefined)
   })
   await fastify.register(errorHandlerPlugin)
+  await fastify.register(clientErrorsPlugin)
   restrictMetrics(fastify, config.METRICS_ALLOW)
   await fastify.register(metricsPlugin)
   await fastify.register(gatewayHealthPlugin, { probeTimeoutMs: config.HEALTH_PROBE_TIMEOUT_MS })
-  await fastify.register(authPlugin, authOptions(config))
+  const auth = authOptions(config)
+  if (now && auth.jwks) auth.jwks.now = now
+  await fastify.register(authPlugin, auth)
   await fastify.register(redisPlugin, {
     url: config.REDIS_URL,
     keyPrefix: config.REDIS_KEY_PREFIX,
@@ -74,7 +89,8 @@ export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config,
     errorPercentage: config.CIRCUIT_BREAKER_ERROR_PERCENTAGE,
     minVolume: config.CIRCUIT_BREAKER_MIN_VOLUME,
     windowMs: config.CIRCUIT_BREAKER_WINDOW_SECONDS * 1000,
-    recoveryMs: config.CIRCUIT_BREAKER_RECOVERY_TIMEOUT * 1000
+    recoveryMs: config.CIRCUIT_BREAKER_RECOVERY_TIMEOUT * 1000,
+    ...(now ? { now } : {})
   })
   await fastify.register(rateLimiterPlugin, {
     url: config.REDIS_URL,
@@ -82,12 +98,14 @@ export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config,
     commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
     localKeys: config.RATE_LIMIT_LOCAL_KEYS
   })
+  await fastify.register(bodyDrainPlugin, { maxBytes: drainBytes(config), timeoutMs: config.REQUEST_DRAIN_TIMEOUT_MS })
   await fastify.register(forwarderPlugin, {
     maxRetries: config.MAX_RETRIES,
     retryDelaySeconds: config.RETRY_DELAY,
     backoffFactor: config.BACKOFF_FACTOR,
-    deadlineMs: config.REQUEST_DEADLINE_MS,
-    sizeLimit: config.REQUEST_SIZE_LIMIT
+    sizeLimit: config.REQUEST_SIZE_LIMIT,
+    ...(now ? { now } : {}),
+    ...(sleep ? { sleep } : {})
   })
   await fastify.register(webSocketProxyPlugin, {
     trustedProxies: config.TRUSTED_PROXIES,
@@ -97,9 +115,10 @@ export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config,
       anonymous: config.RATE_LIMIT_ANONYMOUS,
       authenticated: config.RATE_LIMIT_AUTHENTICATED
     },
-    timeoutMs: config.UPSTREAM_TIMEOUT_MS
+    timeoutMs: config.UPSTREAM_TIMEOUT_MS,
+    maxUrlLength: config.MAX_URL_LENGTH
   })
-  await fastify.register(docsPlugin)
+  await fastify.register(docsPlugin, { serverUrl: config.PUBLIC_URL ?? '/' })
 
   if (config.LOGIN_GUARD_ENABLED) {
     await fastify.register(loginGuardPlugin, {
@@ -109,7 +128,8 @@ export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config,
       requestRate: config.SUSPICIOUS_REQUEST_RATE,
       flushSeconds: config.LOGIN_ACTIVITY_FLUSH_SECONDS,
       timeoutMs: config.LOGIN_GUARD_TIMEOUT_MS,
-      jwt: { secret: jwtSecret(config), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE }
+      jwt: { secret: jwtSecret(config), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE },
+      ...(now ? { now } : {})
     })
   }
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
-import { serviceConfig } from '@platform/kit'
+import { ConfigError, serviceConfig } from '@platform/kit'
+import { ProxyRoutes } from './domain/route-table.js'
 
 /** One or more upstream base URLs, comma-separated: several instances are balanced round robin. */
 const UrlList = (url: string) =>
@@ -45,15 +46,23 @@ export const ConfigSchema = serviceConfig(
     RETRY_DELAY: Type.Number({ minimum: 0, default: 1 }),
     BACKOFF_FACTOR: Type.Number({ minimum: 1, default: 2 }),
 
-    /** Time for an upstream to answer with headers, per attempt (routes may set their own). */
-    UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 10_000 }),
-    /** The whole request, retries and backoff included. */
-    REQUEST_DEADLINE_MS: Type.Integer({ minimum: 10, default: 30_000 }),
+    /** Time for an upstream to answer with headers, per attempt (routes may set their own); within REQUEST_DEADLINE_MS. */
+    UPSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
+    /** The whole request, every attempt and backoff included: a client gets an answer by then (routes may set their own). */
+    REQUEST_DEADLINE_MS: Type.Integer({ minimum: 10, default: 10_000 }),
     UPSTREAM_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 2000 }),
     /** Keep-alive connections per upstream instance. */
     UPSTREAM_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 4096, default: 128 }),
     /** Largest request body proxied, streamed or not (10 MiB). */
     REQUEST_SIZE_LIMIT: Type.Integer({ minimum: 1024, default: 10 * 1024 * 1024 }),
+    /** After an answer given while the body is still coming (413…), bytes of the rest read and thrown away before the connection closes (default 2 × REQUEST_SIZE_LIMIT; 0 = none). */
+    REQUEST_DRAIN_BYTES: Type.Optional(Type.Integer({ minimum: 0 })),
+    /** …and for at most this long. */
+    REQUEST_DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
+    /** Longest request target (path and query) accepted: 414 URI_TOO_LONG beyond; below Node's 16 KiB header limit. */
+    MAX_URL_LENGTH: Type.Integer({ minimum: 256, maximum: 16_000, default: 8192 }),
+    /** The public base URL, the OpenAPI document's server (default `/`, the host that served it). */
+    PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
 
     /** Time /health gives each upstream instance to answer its own /health. */
     HEALTH_PROBE_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 1000 }),
@@ -78,3 +87,20 @@ export const ConfigSchema = serviceConfig(
   }
 )
 export type Config = Static<typeof ConfigSchema>
+
+/** Rules between variables, checked at boot like the variables themselves. */
+export function checkConfig(config: Config): void {
+  const problems: string[] = []
+  if (config.UPSTREAM_TIMEOUT_MS > config.REQUEST_DEADLINE_MS) {
+    problems.push(`UPSTREAM_TIMEOUT_MS: must not exceed REQUEST_DEADLINE_MS (${config.REQUEST_DEADLINE_MS}) (got ${config.UPSTREAM_TIMEOUT_MS})`)
+  }
+  for (const route of ProxyRoutes) {
+    if (route.timeoutMs !== undefined && route.timeoutMs > (route.deadlineMs ?? config.REQUEST_DEADLINE_MS)) {
+      problems.push(`REQUEST_DEADLINE_MS: ${route.prefix} needs ${route.timeoutMs} ms per attempt (got ${config.REQUEST_DEADLINE_MS})`)
+    }
+  }
+  if (problems.length) throw new ConfigError(problems)
+}
+
+/** REQUEST_DRAIN_BYTES, or twice the body limit when unset. */
+export const drainBytes = (config: Config) => config.REQUEST_DRAIN_BYTES ?? 2 * config.REQUEST_SIZE_LIMIT

@@ -20,12 +20,21 @@ export async function deadUrl(): Promise<string> {
   return `http://127.0.0.1:${await freePort()}`
 }
 
+export interface BuildOptions {
+  /** Serve on a port (WebSockets, streamed bodies); otherwise use `app.inject`. */
+  listen?: boolean
+  /** The gateway's clock (see GatewayOptions.now): a test moves it instead of sleeping. */
+  now?: () => number
+  /** The forwarder's wait before a retry: a test records the waits instead. */
+  sleep?: (ms: number) => Promise<unknown>
+}
+
 /**
  * The gateway on its own Redis key prefix and NATS namespace, torn down with the test. Every upstream
  * points at a dead port unless `env` says otherwise; timeouts and backoff are short.
  * `listen: true` serves it on a port (WebSockets, streamed bodies); otherwise use `app.inject`.
  */
-export async function build(t: Tap, env: Record<string, string> = {}, opts: { listen?: boolean } = {}): Promise<Built> {
+export async function build(t: Tap, env: Record<string, string> = {}, opts: BuildOptions = {}): Promise<Built> {
   const ns = uniqueName('g')
   const dead = await deadUrl()
   const config = loadConfig(ConfigSchema, {
@@ -45,7 +54,7 @@ export async function build(t: Tap, env: Record<string, string> = {}, opts: { li
     ...env
   })
   const fastify = Fastify(fastifyOptions(config))
-  await fastify.register(app, { config })
+  await fastify.register(app, { config, ...(opts.now ? { now: opts.now } : {}), ...(opts.sleep ? { sleep: opts.sleep } : {}) })
   await fastify.ready()
   let url = ''
   if (opts.listen) url = await fastify.listen({ host: '127.0.0.1', port: 0 })

@@ -2,7 +2,7 @@ import { createPublicKey, generateKeyPairSync, randomUUID, type JsonWebKey, type
 import { createServer } from 'node:http'
 import { test } from 'tap'
 import { createSigner, type Algorithm } from 'fast-jwt'
-import { bearer, sleep, testToken } from '@platform/kit/testing'
+import { bearer, testClock, testToken } from '@platform/kit/testing'
 import { build } from './helper.js'
 import { startUpstream } from './upstream.js'
 
@@ -46,19 +46,25 @@ const k1 = rsaKey('k1')
 const k2 = rsaKey('k2')
 const e1 = ecKey('e1')
 
+/** The re-fetch interval is a minute on a stopped clock: only the test's `clock.advance` lets one pass. */
 async function setup(t: Parameters<typeof build>[0], keys = [k1.jwk, e1.jwk]) {
   const sessions = await startUpstream(t, 'sessions')
   const jwks = await startJwks(t, keys)
-  const { app } = await build(t, {
-    SESSIONS_URLS: sessions.url,
-    JWT_JWKS_URL: jwks.url,
-    JWKS_REFETCH_INTERVAL_SECONDS: '1',
-    JWKS_CACHE_TTL_SECONDS: '0',
-    RATE_LIMIT_AUTHENTICATED: '1000',
-    RATE_LIMIT_ANONYMOUS: '1000'
-  })
+  const clock = testClock().freeze()
+  const { app } = await build(
+    t,
+    {
+      SESSIONS_URLS: sessions.url,
+      JWT_JWKS_URL: jwks.url,
+      JWKS_REFETCH_INTERVAL_SECONDS: '60',
+      JWKS_CACHE_TTL_SECONDS: '0',
+      RATE_LIMIT_AUTHENTICATED: '1000',
+      RATE_LIMIT_ANONYMOUS: '1000'
+    },
+    { now: clock.now }
+  )
   const call = (token: string) => app.inject({ method: 'GET', url: '/api/v1/sessions', headers: bearer(token) })
-  return { app, jwks, sessions, call }
+  return { app, jwks, sessions, call, clock }
 }
 
 test('RS256 and ES256 tokens verify with the JWKS; HS256 tokens still verify with the secret', async (t) => {
@@ -72,9 +78,11 @@ test('RS256 and ES256 tokens verify with the JWKS; HS256 tokens still verify wit
 })
 
 test('a rotated key passes after one re-fetch; a removed key is refused', async (t) => {
-  const { jwks, call } = await setup(t)
+  const { jwks, call, clock } = await setup(t)
   jwks.keys = [k2.jwk, e1.jwk]
-  await sleep(1100) // the re-fetch interval since the start-up fetch
+  t.equal((await call(sign(k2))).statusCode, 401, 'inside the interval since the start-up fetch: not fetched yet')
+  t.equal(jwks.fetches, 1)
+  clock.advance(60_000)
   const rotated = await call(sign(k2))
   t.equal(rotated.statusCode, 200, 'the new kid passes')
   t.equal(jwks.fetches, 2, 'after exactly one re-fetch')
@@ -85,15 +93,18 @@ test('a rotated key passes after one re-fetch; a removed key is refused', async 
 })
 
 test('a flood of unknown kids causes at most one re-fetch per interval', async (t) => {
-  const { jwks, call } = await setup(t)
-  await sleep(1100)
+  const { jwks, call, clock } = await setup(t)
+  clock.advance(60_000)
   const flood = () => Promise.all(Array.from({ length: 50 }, () => call(sign(k2, {}, randomUUID()))))
   const first = await flood()
   t.ok(first.every((r) => r.statusCode === 401 && r.json().code === 'TOKEN_INVALID'))
   t.equal(jwks.fetches, 2, '50 unknown kids, one fetch')
   await flood()
   t.equal(jwks.fetches, 2, '50 more inside the interval, no fetch')
-  await sleep(1100)
+  clock.advance(59_999)
+  await flood()
+  t.equal(jwks.fetches, 2, 'still none 1 ms before the interval ends')
+  clock.advance(1)
   await flood()
   t.equal(jwks.fetches, 3, 'one more after the interval')
 })
@@ -122,13 +133,17 @@ test('an identity provider that is down at start does not stop the gateway', asy
   const keys = jwks.keys
   jwks.keys = 'not a key set' as never
   const sessions = await startUpstream(t, 'sessions')
-  const { app } = await build(t, { SESSIONS_URLS: sessions.url, JWT_JWKS_URL: jwks.url, JWKS_REFETCH_INTERVAL_SECONDS: '0.2', JWKS_CACHE_TTL_SECONDS: '0' })
+  const clock = testClock().freeze()
+  const env = { SESSIONS_URLS: sessions.url, JWT_JWKS_URL: jwks.url, JWKS_REFETCH_INTERVAL_SECONDS: '60', JWKS_CACHE_TTL_SECONDS: '0' }
+  const { app } = await build(t, env, { now: clock.now })
   const call = () => app.inject({ method: 'GET', url: '/api/v1/sessions', headers: bearer(sign(k1)) })
   t.equal((await call()).statusCode, 401, 'no keys yet')
   t.equal((await app.inject({ method: 'GET', url: '/api/v1/sessions', headers: bearer(testToken('u1')) })).statusCode, 200, 'HS256 unaffected')
   jwks.keys = keys
-  await sleep(250)
+  t.equal((await call()).statusCode, 401, 'the provider is back, but the interval has not passed')
+  clock.advance(60_000)
   t.equal((await call()).statusCode, 200, 'the key arrives with the next allowed fetch')
+  t.equal(jwks.fetches, 2)
 })
 
 test('issuer and audience are checked on JWKS tokens', async (t) => {

@@ -1,16 +1,33 @@
+import { createServer } from 'node:http'
 import { test } from 'tap'
-import { bearer, testToken } from '@platform/kit/testing'
-import { build } from './helper.js'
+import { bearer, recordedSleep, testClock, testToken } from '@platform/kit/testing'
+import { build, type BuildOptions } from './helper.js'
 import { startFrozenUpstream, startUpstream } from './upstream.js'
 
 const user = bearer(testToken('u1', ['user']))
 const json = { ...user, 'content-type': 'application/json' }
 
-async function setup(t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
+async function setup(t: Parameters<typeof build>[0], env: Record<string, string> = {}, opts: BuildOptions = {}) {
   const sessions = await startUpstream(t, 'sessions')
-  const { app } = await build(t, { SESSIONS_URLS: sessions.url, MAX_RETRIES: '3', CIRCUIT_BREAKER_FAILURE_THRESHOLD: '50', ...env })
+  const { app } = await build(t, { SESSIONS_URLS: sessions.url, MAX_RETRIES: '3', CIRCUIT_BREAKER_FAILURE_THRESHOLD: '50', ...env }, opts)
   const hitsOf = (key: string) => sessions.hits.filter((h) => h.url.includes(`/flaky/${key}`))
   return { app, sessions, hitsOf }
+}
+
+/** Answers the first request 503 with `Retry-After`, then takes every request and never answers. */
+async function startOnceThenFrozen(t: Parameters<typeof build>[0], retryAfterSeconds: number) {
+  let hits = 0
+  const server = createServer((_req, res) => {
+    if (++hits > 1) return
+    res.writeHead(503, { 'retry-after': String(retryAfterSeconds), 'content-type': 'application/json' })
+    res.end('{"code":"BUSY"}')
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => {
+    server.closeAllConnections()
+    return new Promise<void>((r) => server.close(() => r()))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, hits: () => hits }
 }
 
 test('a GET is retried on 502, 503 and 504 until it succeeds', async (t) => {
@@ -66,55 +83,79 @@ test('a write with Idempotency-Key is retried with the same body', async (t) => 
   t.same(hits.map((h) => h.headers['idempotency-key']), ['create-1', 'create-1', 'create-1'])
 })
 
+// The waits below are recorded, not slept: each test asserts the exact delay the gateway chose.
+
 test("an upstream's Retry-After is honoured", async (t) => {
-  const { app, hitsOf } = await setup(t, { RETRY_DELAY: '0.001' })
-  const started = performance.now()
+  const { waits, sleep } = recordedSleep()
+  const { app, hitsOf } = await setup(t, { RETRY_DELAY: '0.001' }, { sleep })
   const res = await app.inject({ method: 'GET', url: '/api/v1/sessions/flaky/ra?fail=1&code=503&retryAfter=1', headers: user })
-  const took = performance.now() - started
   t.equal(res.statusCode, 200)
   t.equal(hitsOf('ra').length, 2)
-  t.ok(took >= 1000 && took < 1800, `waited ${took.toFixed(0)} ms for Retry-After: 1`)
+  t.same(waits, [1000], 'one wait of Retry-After: 1, not the 1 ms backoff')
 })
 
 test('a Retry-After beyond the deadline is not waited for: the answer is relayed at once', async (t) => {
-  const { app, hitsOf } = await setup(t, { REQUEST_DEADLINE_MS: '800' })
-  const started = performance.now()
-  const res = await app.inject({ method: 'GET', url: '/api/v1/sessions/flaky/late?fail=1&code=503&retryAfter=5', headers: user })
-  t.ok(performance.now() - started < 500)
+  const clock = testClock().freeze()
+  const { waits, sleep } = recordedSleep(clock)
+  const { app, hitsOf } = await setup(t, { REQUEST_DEADLINE_MS: '10000' }, { now: clock.now, sleep })
+  const res = await app.inject({ method: 'GET', url: '/api/v1/sessions/flaky/late?fail=1&code=503&retryAfter=11', headers: user })
   t.equal(res.statusCode, 503)
-  t.equal(res.headers['retry-after'], '5')
+  t.equal(res.headers['retry-after'], '11')
   t.equal(hitsOf('late').length, 1)
+  t.same(waits, [], 'no wait at all')
 })
 
-test('timeouts are retried within the overall deadline, never past it', async (t) => {
+test('a timed-out attempt is retried, up to MAX_RETRIES', async (t) => {
   const frozen = await startFrozenUpstream(t)
-  const { app } = await build(t, {
-    SESSIONS_URLS: frozen.url,
-    MAX_RETRIES: '3',
-    UPSTREAM_TIMEOUT_MS: '120',
-    REQUEST_DEADLINE_MS: '300',
-    RETRY_DELAY: '0.001',
-    CIRCUIT_BREAKER_FAILURE_THRESHOLD: '50'
-  })
-  const started = performance.now()
+  // A stopped clock: the deadline never runs out here, only the retries do.
+  const clock = testClock().freeze()
+  const { waits, sleep } = recordedSleep(clock)
+  const env = { SESSIONS_URLS: frozen.url, MAX_RETRIES: '2', UPSTREAM_TIMEOUT_MS: '100', CIRCUIT_BREAKER_FAILURE_THRESHOLD: '50' }
+  const { app } = await build(t, env, { now: clock.now, sleep })
   const res = await app.inject({ method: 'GET', url: '/api/v1/sessions', headers: user })
-  const took = performance.now() - started
   t.equal(res.statusCode, 504)
   t.equal(res.json().code, 'UPSTREAM_TIMEOUT')
-  t.ok(took >= 290 && took < 450, `gave up after ${took.toFixed(0)} ms (deadline 300)`)
+  t.equal(waits.length, 2)
   const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
-  const failures = `gateway_upstream_failures_total{service="sessions",instance="${frozen.url}",kind="timeout"} 3`
-  t.ok(metrics.includes(failures), '120 + 120 + the 60 ms left: three timed-out attempts')
+  t.ok(metrics.includes(`gateway_upstream_failures_total{service="sessions",instance="${frozen.url}",kind="timeout"} 3`), 'three timed-out attempts')
   t.match(metrics, /gateway_retries_total\{service="sessions",reason="timeout"\} 2/)
 })
 
+test('the attempt after a long wait gets only what is left of the deadline, and none follows it', async (t) => {
+  // Real time flows; each recorded wait moves the clock by its length, so the deadline is spent exactly.
+  const clock = testClock()
+  const { waits, sleep } = recordedSleep(clock)
+  const upstream = await startOnceThenFrozen(t, 599)
+  const env = {
+    SESSIONS_URLS: upstream.url,
+    MAX_RETRIES: '3',
+    // Ten minutes per attempt: a second attempt not cut to what is left would outlast the test's timeout.
+    UPSTREAM_TIMEOUT_MS: '600000',
+    REQUEST_DEADLINE_MS: '600000',
+    CIRCUIT_BREAKER_FAILURE_THRESHOLD: '50'
+  }
+  const { app } = await build(t, env, { now: clock.now, sleep })
+  const res = await app.inject({ method: 'GET', url: '/api/v1/sessions', headers: user })
+  t.equal(res.statusCode, 504)
+  t.equal(res.json().code, 'UPSTREAM_TIMEOUT')
+  t.same(waits, [599_000], 'Retry-After: 599 fitted the deadline; after the timed-out attempt no backoff did')
+  t.equal(upstream.hits(), 2, 'two attempts, of MAX_RETRIES + 1 = 4')
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(metrics, /gateway_retries_total\{service="sessions",reason="status_503"\} 1/)
+  t.notMatch(metrics, /gateway_retries_total\{service="sessions",reason="timeout"\}/)
+  t.ok(metrics.includes(`gateway_upstream_failures_total{service="sessions",instance="${upstream.url}",kind="timeout"} 1`))
+})
+
 test('backoff grows by BACKOFF_FACTOR between attempts', async (t) => {
-  const { app, hitsOf } = await setup(t, { RETRY_DELAY: '0.1', BACKOFF_FACTOR: '2' })
-  const started = performance.now()
+  const { waits, sleep } = recordedSleep()
+  const { app, hitsOf } = await setup(t, { RETRY_DELAY: '0.1', BACKOFF_FACTOR: '2' }, { sleep })
   const res = await app.inject({ method: 'GET', url: '/api/v1/sessions/flaky/bo?fail=3&code=502', headers: user })
-  const took = performance.now() - started
   t.equal(res.statusCode, 200)
   t.equal(hitsOf('bo').length, 4)
-  // 100, 200, 400 ms, each at least half of that with jitter: 350..700 ms in all.
-  t.ok(took >= 350 && took < 1000, `three backoffs took ${took.toFixed(0)} ms`)
+  // 100, 200, 400 ms, each between half and all of that (equal jitter).
+  t.equal(waits.length, 3)
+  waits.forEach((ms, i) => {
+    const full = 100 * 2 ** i
+    t.ok(ms >= full / 2 && ms <= full, `backoff ${i + 1}: ${ms} ms within [${full / 2}, ${full}]`)
+  })
 })

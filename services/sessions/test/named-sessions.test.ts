@@ -30,6 +30,7 @@ t.test('creating a session makes it the only active one', async (t) => {
   t.equal(active.statusCode, 200)
   t.same(active.json(), { id: b.id })
   t.equal(active.headers['x-degradation-mode'], undefined)
+  t.equal(active.headers['x-degradation-reason'], undefined)
 })
 
 t.test('no active session answers 404 NO_ACTIVE_SESSION', async (t) => {

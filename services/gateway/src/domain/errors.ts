@@ -13,6 +13,7 @@ export const PayloadTooLargeError = createError('PAYLOAD_TOO_LARGE', 'The body i
 /** Never seen by the client (it left); 400 keeps it out of the error log. */
 export const ClientAbortedError = createError('CLIENT_ABORTED', 'The client closed the request before its body was complete', 400)
 export const NotFoundError = createError('NOT_FOUND', 'No route %s %s', 404)
+export const UriTooLongError = createError('URI_TOO_LONG', 'The path and query are longer than the %s characters the gateway accepts', 414)
 export const MetricsForbiddenError = createError('FORBIDDEN', 'Metrics are not available from this address', 403)
 
 /** An error that also tells the client when to retry (the error handler turns it into Retry-After). */

@@ -1,8 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http'
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and `host`: they describe one connection, never the next one. */
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) and `host`: they describe one connection, never the next one.
+ * `expect: 100-continue` too: Node's server has already answered it to the client (curl sends it with
+ * any body over 1 MiB), and undici refuses to send it.
+ */
 const HOP_BY_HOP = new Set([
   'connection',
+  'expect',
   'keep-alive',
   'proxy-authenticate',
   'proxy-authorization',

@@ -1,4 +1,4 @@
-import type { RouteContract } from '@platform/contracts'
+import { DegradationReasons, type RouteContract } from '@platform/contracts'
 
 type Json = Record<string, unknown>
 
@@ -8,13 +8,80 @@ export interface OpenApiInfo {
   description: string
 }
 
-/** Errors any proxied route can get from the gateway itself, whatever the service documents. */
-const GATEWAY_RESPONSES: Record<number, string> = {
-  413: 'PAYLOAD_TOO_LARGE (the gateway accepts at most REQUEST_SIZE_LIMIT bytes, streamed or not)',
-  429: 'RATE_LIMITED, with Retry-After and RateLimit-* headers',
+/** Who answers a path: the gateway itself, a service behind it, or a WebSocket upgrade it relays. */
+export type PathKind = 'gateway' | 'proxy' | 'websocket'
+
+export interface OpenApiOptions {
+  info: OpenApiInfo
+  /** The API's base URL: PUBLIC_URL, or `/` (the host that served the document). */
+  serverUrl: string
+  /** A description per tag; every tag a contract uses needs one. */
+  tags: Record<string, string>
+  kind(path: string): PathKind
+}
+
+/** What the gateway itself may answer, per kind of path, whatever the service documents. */
+const ANY_PATH: Record<number, string> = {
+  400: 'BAD_REQUEST: not valid HTTP; FST_ERR_BAD_URL: a malformed percent-encoding in the path (a service answers its own VALIDATION_ERROR)',
+  408: 'REQUEST_TIMEOUT: the request did not arrive in time',
+  414: 'URI_TOO_LONG: the path and query are longer than MAX_URL_LENGTH',
+  431: 'HEADERS_TOO_LARGE: the request line and headers are larger than 16 KiB',
+  500: 'INTERNAL_ERROR: a fault of the gateway itself; report the requestId'
+}
+const PROXIED: Record<number, string> = {
+  401: 'TOKEN_MISSING, TOKEN_INVALID or TOKEN_EXPIRED; SESSION_ENDED or SESSION_REQUIRED from the login-session guard',
+  403: 'FORBIDDEN (a role is missing) or SECURITY_VIOLATION from the login-session guard',
+  404: 'NOT_FOUND: no such route, or a path with . or .. segments',
+  413: 'PAYLOAD_TOO_LARGE: the body is larger than REQUEST_SIZE_LIMIT, streamed or not; the connection closes after it',
+  429: 'RATE_LIMITED (Retry-After, RateLimit-*), or CONCURRENT_SESSION_LIMIT from the login-session guard',
   502: 'UPSTREAM_ERROR: the service could not be reached',
-  503: 'CIRCUIT_OPEN (with Retry-After and X-Degradation-Mode), or the service\'s own 503',
-  504: 'UPSTREAM_TIMEOUT: the service did not answer in time'
+  503: 'CIRCUIT_OPEN: the service failed repeatedly (Retry-After, X-Degradation-Mode), or SESSION_SERVICE_UNAVAILABLE from the login-session guard',
+  504: 'UPSTREAM_TIMEOUT: the service did not answer within the request deadline'
+}
+const UPGRADE: Record<number, string> = {
+  429: PROXIED[429] as string,
+  502: PROXIED[502] as string,
+  503: 'CIRCUIT_OPEN (Retry-After, X-Degradation-Mode), or SERVICE_UNAVAILABLE while the gateway shuts down',
+  504: 'UPSTREAM_TIMEOUT: the service did not complete the handshake in time'
+}
+const GATEWAY_RESPONSES: Record<PathKind, Record<number, string>> = {
+  gateway: ANY_PATH,
+  proxy: { ...ANY_PATH, ...PROXIED },
+  websocket: { ...ANY_PATH, ...UPGRADE }
+}
+
+const ref = (name: string) => ({ $ref: `#/components/headers/${name}` })
+const modes = Object.entries(DegradationReasons).map(([mode, reason]) => `\`${mode}\` (${reason})`).join(', ')
+
+/** Response headers, shared by reference. */
+const HEADERS: Record<string, Json> = {
+  'X-Request-Id': { description: 'The request id: the client\'s when sane, else generated; also in every error body', schema: { type: 'string' } },
+  'X-Degradation-Mode': {
+    description: `Set when the reply was served in a degraded mode; several are joined with ", ". Modes: ${modes}.`,
+    schema: { type: 'string', examples: ['rate_limit_local, cache_unavailable'] }
+  },
+  'X-Degradation-Reason': {
+    description: 'One short sentence per mode of X-Degradation-Mode, in the same order, joined with "; "',
+    schema: { type: 'string', examples: ['Redis unavailable: limits counted per instance; Cache unavailable: answered from the database'] }
+  },
+  'Retry-After': { description: 'Seconds before a retry can succeed', schema: { type: 'integer', minimum: 0 } },
+  'RateLimit-Limit': { description: 'Requests allowed in the window', schema: { type: 'integer', minimum: 0 } },
+  'RateLimit-Remaining': { description: 'Requests left in the window', schema: { type: 'integer', minimum: 0 } },
+  'RateLimit-Reset': { description: 'Seconds until the window starts over', schema: { type: 'integer', minimum: 0 } }
+}
+
+/** The headers a response of this kind of path may carry. */
+function responseHeaders(kind: PathKind, status: number): Json {
+  const headers: Json = { 'X-Request-Id': ref('X-Request-Id') }
+  if (kind === 'gateway') return headers
+  // Any proxied reply may be degraded: the gateway counted it locally or a breaker is open.
+  headers['X-Degradation-Mode'] = ref('X-Degradation-Mode')
+  headers['X-Degradation-Reason'] = ref('X-Degradation-Reason')
+  if (status === 429 || status === 503) headers['Retry-After'] = ref('Retry-After')
+  if (kind === 'proxy' || status === 429) {
+    for (const name of ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset']) headers[name] = ref(name)
+  }
+  return headers
 }
 
 /** A JSON copy of a TypeBox schema in which every schema with a `$id` becomes a shared component. */
@@ -57,16 +124,18 @@ function operationId(r: RouteContract): string {
   return `${r.method.toLowerCase()}${camel}`
 }
 
-function operation(service: string, r: RouteContract, components: Record<string, Json>): Json {
+function operation(service: string, r: RouteContract, kind: PathKind, components: Record<string, Json>): Json {
   const responses: Json = {}
-  for (const [status, res] of Object.entries(r.responses)) {
-    responses[status] = {
-      description: res.description,
-      ...(res.schema ? { content: { 'application/json': { schema: toSchema(res.schema, components) } } } : {})
-    }
-  }
-  for (const [status, description] of Object.entries(GATEWAY_RESPONSES)) {
-    responses[status] ??= { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorReply' } } } }
+  const error = { 'application/json': { schema: { $ref: '#/components/schemas/ErrorReply' } } }
+  const own = GATEWAY_RESPONSES[kind]
+  const statuses = [...new Set([...Object.keys(r.responses), ...Object.keys(own)].map(Number))].sort((a, b) => a - b)
+  for (const status of statuses) {
+    const res = r.responses[status]
+    const gateway = own[status]
+    // A status both may answer says both: the service's meaning, then the gateway's.
+    const description = res && gateway ? `${res.description}; from the gateway: ${gateway}` : (res?.description ?? gateway)
+    const content = res ? (res.schema ? { 'application/json': { schema: toSchema(res.schema, components) } } : undefined) : error
+    responses[status] = { description, headers: responseHeaders(kind, status), ...(content ? { content } : {}) }
   }
   const params = [
     ...(r.params ? parameters(r.params, 'path', components) : []),
@@ -88,8 +157,9 @@ function operation(service: string, r: RouteContract, components: Record<string,
 /**
  * The OpenAPI 3.1 document of the whole public API, built from the route contracts every service
  * publishes (packages/contracts PublicApi), so it grows with each service without touching the gateway.
+ * Every operation also lists what the gateway itself may answer on that kind of path.
  */
-export function buildOpenApi(api: Record<string, RouteContract[]>, info: OpenApiInfo, errorReply: unknown): Json {
+export function buildOpenApi(api: Record<string, RouteContract[]>, opts: OpenApiOptions, errorReply: unknown): Json {
   const components: Record<string, Json> = {}
   toSchema({ wrapper: errorReply }, components) // registers ErrorReply (it has a $id)
   const paths: Record<string, Json> = {}
@@ -98,16 +168,20 @@ export function buildOpenApi(api: Record<string, RouteContract[]>, info: OpenApi
     for (const r of routes) {
       tags.add(r.tag)
       const item = (paths[r.path] ??= {})
-      item[r.method.toLowerCase()] = operation(service, r, components)
+      item[r.method.toLowerCase()] = operation(service, r, opts.kind(r.path), components)
     }
   }
+  const missing = [...tags].filter((tag) => !opts.tags[tag])
+  if (missing.length) throw new Error(`OpenAPI: no description for the tag(s) ${missing.join(', ')}`)
   return {
     openapi: '3.1.0',
-    info,
-    tags: [...tags].sort().map((name) => ({ name })),
+    info: opts.info,
+    servers: [{ url: opts.serverUrl, description: 'The gateway' }],
+    tags: [...tags].sort().map((name) => ({ name, description: opts.tags[name] })),
     paths,
     components: {
       schemas: components,
+      headers: HEADERS,
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } }
     }
   }

@@ -1,4 +1,4 @@
-import type { RouteContract } from '@platform/contracts'
+import type { DegradationMode, RouteContract } from '@platform/contracts'
 
 /** The services behind the gateway, by the name used in URLs, metrics and X-Degradation-Mode. */
 export const ServiceNames = ['sessions', 'task-sessions', 'chat', 'cleanup-worker'] as const
@@ -14,6 +14,8 @@ export interface ProxyRoute {
   access: Access
   /** Upstream answer time per attempt when this route needs more than UPSTREAM_TIMEOUT_MS. */
   timeoutMs?: number
+  /** The whole request's time (every attempt) when this route needs more than REQUEST_DEADLINE_MS. */
+  deadlineMs?: number
 }
 
 /** The one upstream table (DESIGN.md, Ports and routes). Anything else, /internal/* included, is 404. */
@@ -22,15 +24,15 @@ export const ProxyRoutes: readonly ProxyRoute[] = [
   { prefix: '/api/v1/login-sessions', service: 'sessions', access: 'user' },
   { prefix: '/api/v1/task-sessions', service: 'task-sessions', access: 'user' },
   { prefix: '/api/v1/chat', service: 'chat', access: 'user' },
-  // A cleanup run may take a while: it gets more time than a read.
-  { prefix: '/api/v1/admin/cleanup', service: 'cleanup-worker', access: 'admin', timeoutMs: 30_000 }
+  // A cleanup run may take a while: it gets more time than a read (README: the one longer deadline).
+  { prefix: '/api/v1/admin/cleanup', service: 'cleanup-worker', access: 'admin', timeoutMs: 30_000, deadlineMs: 30_000 }
 ]
 
 /** WebSocket paths and the service each upgrade goes to. */
 export const WebSocketRoutes: Readonly<Record<string, ServiceName>> = { '/ws/chat': 'chat' }
 
-/** `sessions` → `sessions_unavailable`, the X-Degradation-Mode of an open breaker. */
-export const unavailableMode = (service: ServiceName) => `${service.replace(/-/g, '_')}_unavailable`
+/** `sessions` → `sessions_unavailable`, the X-Degradation-Mode of an open breaker (each listed in DegradationReasons). */
+export const unavailableMode = (service: ServiceName) => `${service.replace(/-/g, '_')}_unavailable` as DegradationMode
 
 /**
  * Routes a contract publishes without auth (`auth: 'none'`), as matchers on method and path:

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
+import { addDegradation, DEGRADATION_MODE_HEADER, DEGRADATION_REASON_HEADER, joinDegradation } from '@platform/contracts'
 import { backoffMs, isRetryableStatus, mayRetry, retryAfterMs } from '../domain/retry.js'
 import { isHopByHop, upstreamHeaders } from '../domain/headers.js'
 import {
@@ -16,13 +17,23 @@ import {
 } from '../domain/errors.js'
 import { ATTEMPT_TIMEOUT, CLIENT_SIDE_CODES, UpstreamStatusError, type UpstreamResponse, type UpstreamService } from './upstreams.js'
 import type { GatewayMetrics } from './gateway-metrics.js'
+import type { BodyDrain } from './body-drain.js'
 
 export interface ForwarderOptions {
   maxRetries: number
   retryDelaySeconds: number
   backoffFactor: number
-  deadlineMs: number
   sizeLimit: number
+  /** Monotonic ms for the request's deadline [performance.now]; tests move it. */
+  now?: () => number
+  /** Waits before a retry [timers/promises setTimeout]; tests record the waits instead. */
+  sleep?: (ms: number) => Promise<unknown>
+}
+
+/** A route's time budget: per attempt, and for the whole request (every attempt and backoff). */
+export interface RouteTiming {
+  timeoutMs: number
+  deadlineMs: number
 }
 
 declare module 'fastify' {
@@ -33,15 +44,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     forwarder: Forwarder
   }
-}
-
-const DEGRADATION = 'x-degradation-mode'
-
-/** Adds a mode to X-Degradation-Mode, keeping any already there (comma-separated). */
-export function addDegradation(reply: FastifyReply, mode: string): void {
-  const current = reply.getHeader(DEGRADATION)
-  if (current === undefined) reply.header(DEGRADATION, mode)
-  else if (!String(current).split(/,\s*/).includes(mode)) reply.header(DEGRADATION, `${String(current)}, ${mode}`)
 }
 
 /**
@@ -94,16 +96,20 @@ function readLimited(src: Readable, limit: number): Promise<Buffer> {
 /**
  * The upstream's response headers a client gets, as [name, value, …]: not hop-by-hop, not its request id,
  * and not a name the gateway already set on the reply (rate limit, session id), except Set-Cookie. Its
- * X-Degradation-Mode joins the reply's own.
+ * X-Degradation-Mode and -Reason join the reply's own (modes and reasons alike, the gateway's first).
  */
 function relayedHeaders(reply: FastifyReply, upstream: string[]): string[] {
   const out: string[] = []
+  let modes: string | undefined
+  let reasons: string | undefined
   for (let i = 0; i < upstream.length; i += 2) {
     const name = upstream[i] as string
     const value = upstream[i + 1] as string
-    if (name === DEGRADATION) addDegradation(reply, value)
+    if (name === DEGRADATION_MODE_HEADER) modes = value
+    else if (name === DEGRADATION_REASON_HEADER) reasons = value
     else if (!isHopByHop(name) && name !== 'x-request-id' && (name === 'set-cookie' || !reply.hasHeader(name))) out.push(name, value)
   }
+  if (modes !== undefined) joinDegradation(reply, modes, reasons)
   return out
 }
 
@@ -178,13 +184,21 @@ function classify(err: unknown): Failure {
  * client, while reply-from commits the reply on its first attempt.
  */
 export class Forwarder {
+  private readonly now: () => number
+  private readonly sleep: (ms: number) => Promise<unknown>
+
   constructor(
     private readonly opts: ForwarderOptions,
-    private readonly metrics: GatewayMetrics
-  ) {}
+    private readonly metrics: GatewayMetrics,
+    private readonly drain: BodyDrain
+  ) {
+    this.now = opts.now ?? (() => performance.now())
+    this.sleep = opts.sleep ?? sleep
+  }
 
-  async forward(request: FastifyRequest, reply: FastifyReply, service: UpstreamService, timeoutMs: number): Promise<FastifyReply> {
-    const deadline = performance.now() + this.opts.deadlineMs
+  async forward(request: FastifyRequest, reply: FastifyReply, service: UpstreamService, timing: RouteTiming): Promise<FastifyReply> {
+    const { timeoutMs } = timing
+    const deadline = this.now() + timing.deadlineMs
     const retryable = this.opts.maxRetries > 0 && mayRetry(request.method, request.headers['idempotency-key'])
     const headers = upstreamHeaders(request.headers, {
       requestId: request.id,
@@ -196,7 +210,7 @@ export class Forwarder {
     if (hasBody(request)) {
       const src = (request.body as Readable | undefined) ?? request.raw
       body = retryable
-        ? await readLimited(src, this.opts.sizeLimit).catch((err: Error) => this.clientFailure(reply, err))
+        ? await readLimited(src, this.opts.sizeLimit).catch((err: Error) => this.clientFailure(request, reply, err))
         : limitedStream(src, this.opts.sizeLimit)
     } else if (headers['content-length'] !== undefined) {
       delete headers['content-length']
@@ -213,19 +227,19 @@ export class Forwarder {
     let retries = 0
     for (;;) {
       const instance = service.pick()
-      if (instance === null) return this.circuitOpen(reply, service)
+      if (instance === null) return this.circuitOpen(request, reply, service)
       const started = performance.now()
-      const attemptMs = Math.max(1, Math.min(timeoutMs, deadline - started))
+      const attemptMs = Math.max(1, Math.min(timeoutMs, deadline - this.now()))
       let failure: Failure
       try {
         const res = (await instance.breaker.fire(() => instance.send(options, attemptMs))) as UpstreamResponse
         instance.observeLatency((performance.now() - started) / 1000)
-        return this.relay(reply, res)
+        return this.relay(request, reply, res)
       } catch (err) {
         failure = classify(err)
       }
       if (failure.kind === 'open') continue // it opened between pick and fire: pick again
-      if (failure.kind === 'client') return this.clientFailure(reply, failure.error)
+      if (failure.kind === 'client') return this.clientFailure(request, reply, failure.error)
       instance.observeLatency((performance.now() - started) / 1000)
       this.metrics.upstreamFailures.inc({
         service: service.name,
@@ -234,14 +248,15 @@ export class Forwarder {
       })
 
       const delay = retryable && retries < this.opts.maxRetries ? this.retryDelay(failure, retries) : null
-      if (delay !== null && performance.now() + delay < deadline && !request.socket.destroyed) {
+      if (delay !== null && this.now() + delay < deadline && !request.socket.destroyed) {
         if (failure.kind === 'status' && failure.response.body instanceof Readable) failure.response.body.destroy()
         retries++
         this.metrics.retries.inc({ service: service.name, reason: failureKind(failure) })
-        if (delay > 0) await sleep(delay)
+        if (delay > 0) await this.sleep(delay)
         continue
       }
-      if (failure.kind === 'status') return this.relay(reply, failure.response)
+      if (failure.kind === 'status') return this.relay(request, reply, failure.response)
+      this.unread(request, reply)
       if (failure.kind === 'timeout') throw new UpstreamTimeoutError(service.name)
       request.log.warn({ err: failure.error, service: service.name, instance: instance.url }, 'upstream unreachable')
       throw new UpstreamError(service.name)
@@ -258,33 +273,44 @@ export class Forwarder {
     return backoffMs(retries, this.opts.retryDelaySeconds, this.opts.backoffFactor)
   }
 
-  private relay(reply: FastifyReply, res: UpstreamResponse): FastifyReply {
+  private relay(request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse): FastifyReply {
     const body = res.body
     if (body instanceof Readable) {
       const relayed = relayedHeaders(reply, res.headers)
       for (let i = 0; i < relayed.length; i += 2) reply.header(relayed[i] as string, relayed[i + 1])
       return reply.code(res.statusCode).send(body)
     }
+    // A whole answer while the body is still coming: the upstream is done with it.
+    this.unread(request, reply)
     return relayBuffered(reply, res.statusCode, res.headers, body)
   }
 
-  private circuitOpen(reply: FastifyReply, service: UpstreamService): never {
+  private circuitOpen(request: FastifyRequest, reply: FastifyReply, service: UpstreamService): never {
+    this.unread(request, reply)
     addDegradation(reply, service.degradationMode)
     this.metrics.degradations.inc({ mode: service.degradationMode })
     throw withRetryAfter(new CircuitOpenError(service.name), service.retryAfterSeconds())
   }
 
-  private clientFailure(reply: FastifyReply, err: Error): never {
-    // The rest of an oversized body is never read: the connection closes after the 413.
-    if ((err as { code?: string }).code === 'PAYLOAD_TOO_LARGE') reply.header('connection', 'close')
+  /**
+   * An answer while the client is still sending its body (an open breaker, a failed or early-answering
+   * upstream): the rest is drained, bounded, then the connection closes, so the client reads the answer.
+   */
+  private unread(request: FastifyRequest, reply: FastifyReply): void {
+    if (!request.raw.complete && hasBody(request)) this.drain.start(request, reply)
+  }
+
+  private clientFailure(request: FastifyRequest, reply: FastifyReply, err: Error): never {
+    // The rest of an oversized body is read and dropped (bounded) after the 413, then the connection closes.
+    if ((err as { code?: string }).code === 'PAYLOAD_TOO_LARGE') this.drain.start(request, reply)
     throw err
   }
 }
 
 export const forwarderPlugin = fp<ForwarderOptions>(
   async (fastify, opts) => {
-    fastify.decorate('forwarder', new Forwarder(opts, fastify.gatewayMetrics))
+    fastify.decorate('forwarder', new Forwarder(opts, fastify.gatewayMetrics, fastify.bodyDrain))
     fastify.decorateRequest('clientIp', '')
   },
-  { name: 'forwarder', dependencies: ['gateway-metrics', 'upstreams'] }
+  { name: 'forwarder', dependencies: ['gateway-metrics', 'upstreams', 'body-drain'] }
 )

@@ -18,6 +18,8 @@ export interface LoginGuardOptions extends GuardLimits {
   flushSeconds: number
   timeoutMs: number
   jwt: { secret: string; issuer?: string | undefined; audience?: string | undefined }
+  /** Epoch ms for every inactivity, age, window and batching decision [Date.now]; tests move it. */
+  now?: () => number
 }
 
 declare module 'fastify' {
@@ -111,6 +113,7 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
   async (fastify, opts) => {
     const { redis } = fastify
     redis.defineCommand('loginTouch', { numberOfKeys: 1, lua: TOUCH })
+    const clock = opts.now ?? Date.now
     const ttlSeconds = opts.inactivitySeconds + 60
     const flushMs = opts.flushSeconds * 1000
     const local = new Map<string, LocalCounter>()
@@ -122,6 +125,7 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
       registers: [fastify.metrics]
     })
 
+    // Wall time, not the clock: the sessions service verifies this token's exp against its own.
     let token = { value: '', expires: 0 }
     const serviceToken = () => {
       if (Date.now() > token.expires - 60_000) {
@@ -258,14 +262,14 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
       entry.inflight += n
       entry.sentAt = now
       touch(sid, now, n)
-        .then((r) => settle(requestId, sid, entry, r, Date.now()), () => recent.delete(sid))
+        .then((r) => settle(requestId, sid, entry, r, clock()), () => recent.delete(sid))
         .finally(() => {
           entry.inflight -= n
         })
     }
 
     const decideAndAnswer = async (request: FastifyRequest, sid: string, userId: string, touched: Touched, redisUp: boolean) => {
-      const now = Date.now()
+      const now = clock()
       const decision = decide(touched.state, { userId, userAgent: request.headers['user-agent'] ?? '', ip: request.clientIp, now }, opts)
       if (decision.action === 'allow') {
         if (touched.flush > 0 || decision.ipChanged) report(sid, now, touched.flush, decision.ipChanged ? request.clientIp : undefined)
@@ -293,7 +297,7 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
         return
       }
       reply.header('x-session-id', sid)
-      const now = Date.now()
+      const now = clock()
       let redisUp = redis.status === 'ready'
 
       // A revoke or logout through this instance, or a new session that may end the oldest, shows at once here.
@@ -347,7 +351,7 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
     }
     const timer = setInterval(() => {
       // Counts a quiet session still holds here reach Redis within a second.
-      const now = Date.now()
+      const now = clock()
       for (const [sid, entry] of recent) {
         if (entry.unsent > 0 && entry.inflight === 0 && redis.status === 'ready') send('login-guard-batch', sid, entry, now)
       }
@@ -356,10 +360,11 @@ export const loginGuardPlugin = fp<LoginGuardOptions>(
     timer.unref()
     // Forget idle local counters now and then (they only matter while Redis is down).
     const sweeper = setInterval(() => {
-      const cutoff = Date.now() - Math.max(WINDOW_MS, flushMs) * 2
+      const now = clock()
+      const cutoff = now - Math.max(WINDOW_MS, flushMs) * 2
       for (const [sid, c] of local) if (c.window < cutoff && c.lastFlush < cutoff) local.delete(sid)
       for (const [sid, r] of recent) if (r.at < cutoff && r.inflight === 0) recent.delete(sid)
-      for (const [user, until] of changing) if (until < Date.now()) changing.delete(user)
+      for (const [user, until] of changing) if (until < now) changing.delete(user)
     }, 60_000)
     sweeper.unref()
 

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import CircuitBreaker from 'opossum'
 import { Pool, type Dispatcher } from 'undici'
-import type { BreakerState, UpstreamInstanceHealth, UpstreamServiceHealth } from '@platform/contracts'
+import type { BreakerState, UpstreamInstanceHealth, UpstreamProbe, UpstreamServiceHealth } from '@platform/contracts'
 import { ServiceNames, unavailableMode, type ServiceName } from '../domain/route-table.js'
 import { BREAKER_GAUGE, type GatewayMetrics } from './gateway-metrics.js'
 
@@ -16,6 +16,8 @@ export interface UpstreamOptions {
   minVolume: number
   windowMs: number
   recoveryMs: number
+  /** Monotonic ms for Retry-After while a breaker is open [performance.now]; tests move it. */
+  now?: () => number
 }
 
 /** What the breaker runs: one attempt against its instance. */
@@ -26,6 +28,9 @@ type Attempt = () => Promise<unknown>
  * client went away. They never count against a breaker.
  */
 export const CLIENT_SIDE_CODES = new Set(['PAYLOAD_TOO_LARGE', 'CLIENT_ABORTED'])
+
+/** undici's codes for a probe that got no answer in time. */
+const PROBE_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
 
 interface Log {
   warn(obj: object, msg: string): void
@@ -40,6 +45,7 @@ export class UpstreamInstance {
   readonly observeLatency: (seconds: number) => void
   private openedAt = 0
   private consecutiveFailures = 0
+  private readonly now: () => number
 
   constructor(
     readonly service: ServiceName,
@@ -56,6 +62,7 @@ export class UpstreamInstance {
       connect: { timeout: opts.connectTimeoutMs }
     })
     this.observeLatency = metrics.upstreamLatency.bind(service, url)
+    this.now = opts.now ?? (() => performance.now())
     this.breaker = new CircuitBreaker((attempt: Attempt) => attempt(), {
       name: `${service} ${url}`,
       // Timeouts are undici's (headersTimeout per attempt): no extra timer per call here.
@@ -80,7 +87,7 @@ export class UpstreamInstance {
       this.consecutiveFailures = 0
     })
     this.breaker.on('open', () => {
-      this.openedAt = performance.now()
+      this.openedAt = this.now()
       metrics.breakerState.set(labels, BREAKER_GAUGE.open)
       metrics.breakerTransitions.inc({ ...labels, to: 'open' })
       log.warn({ service, instance: url }, 'circuit breaker opened')
@@ -112,7 +119,7 @@ export class UpstreamInstance {
   retryAfterSeconds(): number {
     if (this.available) return 0
     if (this.breaker.halfOpen) return 1 // a probe is in flight
-    return Math.max(0, (this.openedAt + this.opts.recoveryMs - performance.now()) / 1000)
+    return Math.max(0, (this.openedAt + this.opts.recoveryMs - this.now()) / 1000)
   }
 
   /**
@@ -125,16 +132,21 @@ export class UpstreamInstance {
     })
   }
 
+  /** Asks the instance's own /health: up on a 200 within `timeoutMs`; what happened is kept as its last probe. */
   async probe(timeoutMs: number): Promise<UpstreamInstanceHealth> {
+    const at = new Date().toISOString()
     const start = performance.now()
+    let lastProbe: UpstreamProbe
     try {
       const res = await this.pool.request({ path: '/health', method: 'GET', headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
       await res.body.dump()
       const latencyMs = Math.round((performance.now() - start) * 100) / 100
-      return { url: this.url, status: res.statusCode === 200 ? 'up' : 'down', breaker: this.state, latencyMs }
-    } catch {
-      return { url: this.url, status: 'down', breaker: this.state, latencyMs: null }
+      lastProbe = { at, latencyMs, result: res.statusCode === 200 ? 'ok' : 'bad_status', statusCode: res.statusCode }
+    } catch (err) {
+      const timedOut = PROBE_TIMEOUTS.has((err as { code?: string }).code ?? '')
+      lastProbe = { at, latencyMs: null, result: timedOut ? 'timeout' : 'unreachable', statusCode: null }
     }
+    return { url: this.url, status: lastProbe.result === 'ok' ? 'up' : 'down', breaker: this.state, lastProbe }
   }
 
   async close(): Promise<void> {
@@ -312,7 +324,7 @@ export class UpstreamService {
     const instances = await Promise.all(this.instances.map((i) => i.probe(timeoutMs)))
     const up = instances.filter((i) => i.status === 'up')
     const worst = instances.reduce<BreakerState>((w, i) => (BREAKER_ORDER[i.breaker] > BREAKER_ORDER[w] ? i.breaker : w), 'closed')
-    const latencies = up.map((i) => i.latencyMs).filter((l): l is number => l !== null)
+    const latencies = up.map((i) => i.lastProbe.latencyMs).filter((l): l is number => l !== null)
     return {
       status: up.length > 0 ? 'up' : 'down',
       breaker: worst,

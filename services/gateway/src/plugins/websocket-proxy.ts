@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import { WebSocketServer } from 'ws'
 import type { Dispatcher } from 'undici'
 import { requestId as requestIdOf, type Principal } from '@platform/kit'
+import { DEGRADATION_MODE_HEADER, DEGRADATION_REASON_HEADER, degradationHeaders, joinDegradation, type DegradationMode } from '@platform/contracts'
 import { WebSocketRoutes } from '../domain/route-table.js'
 import { clientAddress, compileAddressList } from '../domain/addresses.js'
 import { isHopByHop, upstreamHeaders } from '../domain/headers.js'
@@ -15,6 +16,8 @@ export interface WebSocketProxyOptions {
   rateLimit: { enabled: boolean; windowMs: number; anonymous: number; authenticated: number }
   /** Time for the upstream to complete its side of the handshake. */
   timeoutMs: number
+  /** Longest request target (MAX_URL_LENGTH): 414 beyond. */
+  maxUrlLength: number
 }
 
 /** The close code of a refused token (DESIGN.md, Identity). */
@@ -53,6 +56,20 @@ function refuse(socket: Duplex, status: number, code: string, message: string, r
     ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)
   ]
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`)
+}
+
+/**
+ * The gateway's own modes first, then those the upstream's handshake answer carried (their reasons
+ * kept when they pair up), as on relayed HTTP replies.
+ */
+function joinUpstreamDegradation(headers: IncomingHttpHeaders, own: readonly string[]) {
+  const values = degradationHeaders(own)
+  const theirs = headers[DEGRADATION_MODE_HEADER]
+  if (typeof theirs === 'string') {
+    const target = { getHeader: (name: string) => values[name], header: (name: string, value: string) => (values[name] = value) }
+    joinDegradation(target, theirs, headers[DEGRADATION_REASON_HEADER] as string | undefined)
+  }
+  Object.assign(headers, values)
 }
 
 /** The 101 the client receives: the upstream's own handshake answer (its Accept, protocol, extensions). */
@@ -123,6 +140,9 @@ export const webSocketProxyPlugin = fp<WebSocketProxyOptions>(
       const serviceName = WebSocketRoutes[path]
       if (closing) return refuse(socket, 503, 'SERVICE_UNAVAILABLE', 'The gateway is shutting down; reconnect', requestId)
       if (!serviceName) return refuse(socket, 404, 'NOT_FOUND', `No WebSocket route ${path}`, requestId)
+      if (url.length > opts.maxUrlLength) {
+        return refuse(socket, 414, 'URI_TOO_LONG', `The path and query are longer than the ${opts.maxUrlLength} characters the gateway accepts`, requestId)
+      }
 
       const protocols = offeredProtocols(req.headers['sec-websocket-protocol'])
       const token = tokenOf(url, protocols)
@@ -137,7 +157,7 @@ export const webSocketProxyPlugin = fp<WebSocketProxyOptions>(
       }
 
       const clientIp = clientAddress(req, trust)
-      const degraded: string[] = []
+      const degraded: DegradationMode[] = []
       if (opts.rateLimit.enabled) {
         const limit = rateLimitFor(serviceName, reads, opts.rateLimit)
         const max = identity ? limit.authenticated : limit.anonymous
@@ -155,7 +175,7 @@ export const webSocketProxyPlugin = fp<WebSocketProxyOptions>(
             'ratelimit-limit': String(max),
             'ratelimit-remaining': '0',
             'ratelimit-reset': String(seconds),
-            ...(degraded.length ? { 'x-degradation-mode': degraded.join(', ') } : {})
+            ...degradationHeaders(degraded)
           })
         }
       }
@@ -181,7 +201,7 @@ export const webSocketProxyPlugin = fp<WebSocketProxyOptions>(
             : refuse(socket, 502, 'UPSTREAM_ERROR', `The ${serviceName} service could not be reached; retry later`, requestId)
         }
         if (socket.destroyed) return upgraded.socket.destroy()
-        if (degraded.length) upgraded.headers['x-degradation-mode'] = degraded.join(', ')
+        if (degraded.length) joinUpstreamDegradation(upgraded.headers, degraded)
         socket.write(switchingProtocols(upgraded.headers, requestId))
         if (head.length) upgraded.socket.write(head)
         if ('setNoDelay' in socket) (socket as unknown as { setNoDelay(v: boolean): void }).setNoDelay(true)
@@ -193,7 +213,7 @@ export const webSocketProxyPlugin = fp<WebSocketProxyOptions>(
       const message = `The ${serviceName} service is unavailable after repeated failures; retry after the time in Retry-After`
       return refuse(socket, 503, 'CIRCUIT_OPEN', message, requestId, {
         'retry-after': String(seconds),
-        'x-degradation-mode': [...degraded, service.degradationMode].join(', ')
+        ...degradationHeaders([...degraded, service.degradationMode])
       })
     }
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import { PublicApi } from '@platform/contracts'
+import { addDegradation, PublicApi, type DegradationMode } from '@platform/contracts'
 import { ForbiddenError, TokenMissingError, bearerToken, type Principal } from '@platform/kit'
 import type { Config } from '../config.js'
 import { ProxyRoutes, publicRouteMatcher, type Access } from '../domain/route-table.js'
@@ -8,7 +8,6 @@ import { compileAddressList, clientAddress } from '../domain/addresses.js'
 import { hasDotSegment } from '../domain/paths.js'
 import { NotFoundError, PayloadTooLargeError, RateLimitedError, withRetryAfter } from '../domain/errors.js'
 import { rateLimitFor, type RateLimitGroup, RateLimitGroups } from '../domain/rate-limits.js'
-import { addDegradation } from '../plugins/forwarder.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -30,7 +29,7 @@ export interface ProxyRoutesOptions {
   guards?: preHandlerAsyncHookHandler[]
 }
 
-const RATE_LIMIT_LOCAL = 'rate_limit_local'
+const RATE_LIMIT_LOCAL: DegradationMode = 'rate_limit_local'
 
 type Limiter = ReturnType<FastifyInstance['createRateLimit']>
 
@@ -44,7 +43,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (fastif
   const trust = compileAddressList(config.TRUSTED_PROXIES)
   const isPublic = publicRouteMatcher(PublicApi)
   const sizeLimit = config.REQUEST_SIZE_LIMIT
-  const { rateLimiter, gatewayMetrics, forwarder, upstreams } = fastify
+  const { rateLimiter, gatewayMetrics, forwarder, upstreams, bodyDrain } = fastify
 
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
@@ -90,7 +89,7 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (fastif
       if (hasDotSegment(request.url)) throw new NotFoundError(request.method, request.url.split('?')[0])
       const length = request.headers['content-length']
       if (length !== undefined && Number(length) > sizeLimit) {
-        reply.header('connection', 'close')
+        bodyDrain.start(request, reply)
         throw new PayloadTooLargeError(String(sizeLimit))
       }
       const authorization = request.headers.authorization
@@ -119,9 +118,9 @@ export const proxyRoutes: FastifyPluginAsync<ProxyRoutesOptions> = async (fastif
   }
   for (const route of ProxyRoutes) {
     const service = upstreams.get(route.service)
-    const timeoutMs = route.timeoutMs ?? config.UPSTREAM_TIMEOUT_MS
+    const timing = { timeoutMs: route.timeoutMs ?? config.UPSTREAM_TIMEOUT_MS, deadlineMs: route.deadlineMs ?? config.REQUEST_DEADLINE_MS }
     const handler = (request: FastifyRequest, reply: Parameters<typeof forwarder.forward>[1]) =>
-      forwarder.forward(request, reply, service, timeoutMs)
+      forwarder.forward(request, reply, service, timing)
     for (const group of RateLimitGroups as readonly RateLimitGroup[]) {
       const limit = rateLimitFor(route.service, group, limits)
       const limiter = (max: number) =>

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import {
   ActiveSessionReply,
+  addDegradation,
   CreateNamedSessionBody,
   ErrorReply,
   NamedSession,
@@ -14,10 +15,9 @@ import { actingUserId } from '@platform/kit'
 import type { FastifyReply } from 'fastify'
 import { normalizeTitle } from '../domain/titles.js'
 
-const DEGRADATION = 'x-degradation-mode'
-
+/** Redis could not be used: Postgres answered (X-Degradation-Mode and -Reason say so). */
 function degrade(reply: FastifyReply, degraded: boolean) {
-  if (degraded) reply.header(DEGRADATION, 'cache_unavailable')
+  if (degraded) addDegradation(reply, 'cache_unavailable')
 }
 
 const errors = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 503: ErrorReply }
