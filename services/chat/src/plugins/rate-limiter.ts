@@ -38,7 +38,7 @@ type Pipeline = ReturnType<Redis['pipeline']> & { chatRateTake(key: string, wind
 
 /**
  * Messages per user per window, shared by every chat instance through one Redis counter per user;
- * while Redis is down each instance counts on its own (DESIGN.md: chat limits fall back to memory).
+ * while Redis is down each instance counts on its own (docs/architecture.md, Failure behaviour).
  * Checks made in the same turn of the event loop go to Redis as one pipeline (one write, one read).
  */
 export class ChatRateLimiter {

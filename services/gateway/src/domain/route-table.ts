@@ -18,7 +18,7 @@ export interface ProxyRoute {
   deadlineMs?: number
 }
 
-/** The one upstream table (DESIGN.md, Ports and routes). Anything else, /internal/* included, is 404. */
+/** The one upstream table (docs/architecture.md). Anything else, /internal/* included, is 404. */
 export const ProxyRoutes: readonly ProxyRoute[] = [
   { prefix: '/api/v1/sessions', service: 'sessions', access: 'user' },
   { prefix: '/api/v1/login-sessions', service: 'sessions', access: 'user' },

@@ -20,7 +20,7 @@ export interface WebSocketProxyOptions {
   maxUrlLength: number
 }
 
-/** The close code of a refused token (DESIGN.md, Identity). */
+/** The close code of a refused token (docs/architecture.md, Identity). */
 const UNAUTHORIZED = 4401
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 const TOKEN_PREFIX = /^(bearer|access_token|jwt)\./i

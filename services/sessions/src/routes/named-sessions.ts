@@ -22,7 +22,7 @@ function degrade(reply: FastifyReply, degraded: boolean) {
 
 const errors = { 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 503: ErrorReply }
 
-/** Named work sessions: one active per user (DESIGN.md, Ports and routes). */
+/** Named work sessions: one active per user (docs/architecture.md). */
 export const namedSessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const service = fastify.namedSessions
   fastify.addHook('preHandler', fastify.authenticate)

@@ -13,7 +13,7 @@ function checkInput(request: FastifyRequest, idError: () => Error): void {
   throw err.validationContext === 'params' ? idError() : err
 }
 
-/** Task sessions by short id and by task id (DESIGN.md, Ports and routes). */
+/** Task sessions by short id and by task id (docs/architecture.md). */
 export const taskSessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const service = fastify.taskSessions
   // Before validation, so an anonymous caller learns nothing about what input is valid.
