@@ -16,15 +16,20 @@ export const UserId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\
 export const Roles = ['user', 'admin', 'service'] as const
 export type Role = (typeof Roles)[number]
 
-export const HealthReply = Type.Object({
-  status: Type.Union([Type.Literal('ok')]),
-  uptime: Type.Number(),
-  timestamp: Type.String({ format: 'date-time' })
-})
-export type HealthReply = Static<typeof HealthReply>
-
 export const DependencyState = Type.Union([Type.Literal('up'), Type.Literal('down'), Type.Literal('disabled')])
 export type DependencyState = Static<typeof DependencyState>
+
+/**
+ * A service's GET /health: liveness (always 200 while the process answers) plus each dependency's
+ * state from the readiness registry; `degraded` while any of them (NATS included) is down.
+ */
+export const HealthReply = Type.Object({
+  status: Type.Union([Type.Literal('healthy'), Type.Literal('degraded')]),
+  uptime: Type.Number({ description: 'Seconds since the process started' }),
+  timestamp: Type.String({ format: 'date-time' }),
+  checks: Type.Record(Type.String(), DependencyState)
+})
+export type HealthReply = Static<typeof HealthReply>
 
 export const ReadyReply = Type.Object({
   status: Type.Union([Type.Literal('ready'), Type.Literal('degraded'), Type.Literal('unavailable')]),

@@ -14,12 +14,16 @@ export const BaseConfigProperties = {
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' }
   ),
+  /** auto: pretty lines on a terminal, JSON lines otherwise; pretty or json to choose. */
+  LOG_FORMAT: Type.Union([Type.Literal('auto'), Type.Literal('pretty'), Type.Literal('json')], { default: 'auto' }),
   DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://', default: 'postgresql://postgres@127.0.0.1:5432/platform' }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
   DATABASE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 3000 }),
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   REDIS_KEY_PREFIX: Type.String({ default: '' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 500 }),
+  /** Consecutive command timeouts after which a Redis connection counts as down and is dropped (a frozen server). */
+  REDIS_FAILURE_THRESHOLD: Type.Integer({ minimum: 1, maximum: 1000, default: 3 }),
   NATS_URL: Type.String({ default: 'nats://127.0.0.1:4222' }),
   /** Prefixes every subject and stream name: lets tests and tenants share one NATS server. */
   NATS_NAMESPACE: Type.String({ pattern: '^([A-Za-z0-9_-]+)?$', default: '' }),
@@ -39,6 +43,10 @@ export const BaseConfigProperties = {
   /** Verified tokens kept in memory (expiry still applies, a minute at most); 0 = no cache. */
   JWT_VERIFY_CACHE_SIZE: Type.Integer({ minimum: 0, default: 0 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1048576 }),
+  /** After an answer that closes the connection while the body is still coming (413…), bytes of the rest read and thrown away first (default 2 × the body limit; 0 = none). */
+  REQUEST_DRAIN_BYTES: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** …and for at most this long. */
+  REQUEST_DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
   OUTBOX_POLL_MS: Type.Integer({ minimum: 10, default: 500 }),
   OUTBOX_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 5000, default: 500 }),
   OUTBOX_RETENTION_SECONDS: Type.Integer({ minimum: 0, default: 3600 })

@@ -4,7 +4,8 @@ export * from './logger.js'
 export * from './server-options.js'
 export * from './server.js'
 export * from './token.js'
-export { errorHandlerPlugin, sendError, DATABASE_RETRY_AFTER_SECONDS } from './plugins/error-handler.js'
+export { errorHandlerPlugin, sendError, frameworkErrorHandler, clientErrorHandler, DATABASE_RETRY_AFTER_SECONDS } from './plugins/error-handler.js'
+export { bodyDrainPlugin, BodyDrain, drainOptions, hasBody, type BodyDrainOptions, type DrainEnd, type DrainMetrics } from './plugins/body-drain.js'
 export { authPlugin, actingUserId, bearerToken, toPrincipal, tokenError, type Principal, type AuthOptions, authOptions, type AuthJwksOptions } from './plugins/auth.js'
 export { JwksKeySet, jwtHeader, type JwksOptions, type JwksKey } from './jwks.js'
 export { metricsPlugin } from './plugins/metrics.js'
@@ -14,11 +15,29 @@ export { dbPlugin, createPool, qualified, type DbOptions } from './plugins/db.js
 export { redisPlugin, createRedis, type RedisOptions } from './plugins/redis.js'
 export { natsPlugin, namespaced, type NatsHandle, type NatsOptions } from './plugins/nats.js'
 export { outboxRelayPlugin, relayBatch, type OutboxRelayOptions } from './outbox/relay.js'
-export { createEvent, outboxRow, type Envelope } from './events/envelope.js'
+export { createEvent, outboxRow, type Envelope, type PublishedEnvelope } from './events/envelope.js'
+export {
+  eventValidator,
+  decodeEvent,
+  parseStructured,
+  parseBinary,
+  checkStructured,
+  messageKind,
+  isJsonContentType,
+  decodeHeaderValue,
+  rfc3339,
+  type ContentMode,
+  type MessageKind,
+  type EventMessage,
+  type EventHeaders,
+  type DecodedEvent,
+  type EventCheck,
+  type EventRejection
+} from './events/cloudevents.js'
 export { ensureStream, streamNameFor, streamSubjects } from './events/streams.js'
 export { isDatabaseUnavailable } from './db/errors.js'
 export { migrate, ensureDatabase, readMigrations } from './db/migrate.js'
 export { platformPlugins, type PlatformOptions } from './platform.js'
-export { createEventConsumer, eventValidator, type EventConsumer, type EventConsumerOptions, type ConsumedEvent, type ConsumerStats, type DeadLetter, type DeadLetterReason, type EventRejection, type EventCheck } from './events/consumer.js'
+export { createEventConsumer, type EventConsumer, type EventConsumerOptions, type ConsumedEvent, type ConsumerStats, type DeadLetter, type DeadLetterReason } from './events/consumer.js'
 export { InvalidCursorError, encodeCursor, decodeCursor, decodeSerialCursor, type Position } from './cursor.js'
 export { prismaPlugin } from './plugins/prisma.js'

@@ -3,6 +3,7 @@ import { TypeBoxValidatorCompiler, registerAjvFormats } from '@fastify/type-prov
 import type { StreamKey } from '@platform/contracts'
 import { errorHandlerPlugin } from './plugins/error-handler.js'
 import { metricsPlugin } from './plugins/metrics.js'
+import { bodyDrainPlugin, drainOptions } from './plugins/body-drain.js'
 import { healthPlugin } from './plugins/health.js'
 import { authOptions, authPlugin } from './plugins/auth.js'
 import { dbPlugin } from './plugins/db.js'
@@ -23,8 +24,8 @@ export interface PlatformOptions {
 registerAjvFormats()
 
 /**
- * The external plugins every service loads first, always in this order: error handler, metrics,
- * health, auth, then Postgres, Redis, NATS and the outbox relay.
+ * The external plugins every service loads first, always in this order: error handler, metrics, body
+ * drain, health, auth, then Postgres, Redis, NATS and the outbox relay.
  */
 export const platformPlugins = fp<PlatformOptions>(
   async (fastify, { config, ...use }) => {
@@ -36,6 +37,7 @@ export const platformPlugins = fp<PlatformOptions>(
     })
     await fastify.register(errorHandlerPlugin)
     await fastify.register(metricsPlugin)
+    await fastify.register(bodyDrainPlugin, drainOptions(config, fastify.initialConfig.bodyLimit ?? config.BODY_LIMIT_BYTES))
     await fastify.register(healthPlugin)
     await fastify.register(authPlugin, authOptions(config))
     if (use.postgres) {
@@ -50,7 +52,8 @@ export const platformPlugins = fp<PlatformOptions>(
       await fastify.register(redisPlugin, {
         url: config.REDIS_URL,
         keyPrefix: config.REDIS_KEY_PREFIX,
-        commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS
+        commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+        failureThreshold: config.REDIS_FAILURE_THRESHOLD
       })
     }
     if (use.nats) {

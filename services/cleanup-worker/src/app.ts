@@ -15,12 +15,20 @@ import { cleanupHealthPlugin } from './plugins/cleanup-health.js'
 import { healthRoutes } from './routes/health.js'
 import { adminRoutes } from './routes/admin.js'
 
+export interface CleanupAppOptions {
+  config: Config
+  /** Epoch ms for the health's overdue check [Date.now]; tests move it instead of waiting intervals. */
+  now?: () => number
+  /** Waits between retries of a service call; tests record the waits instead. */
+  sleep?: (ms: number) => Promise<void>
+}
+
 /**
  * The cleanup worker as a plugin: what server.ts listens with and what tests build. It loads the kit's
  * plugins one by one rather than platformPlugins, because its /health (the spec's criteria) replaces the
  * kit's; the order is otherwise the same: error handler, metrics, health, auth, Postgres, NATS, outbox.
  */
-export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { config }) => {
+export const app: FastifyPluginAsync<CleanupAppOptions> = async (fastify, { config, now, sleep }) => {
   fastify.setValidatorCompiler(TypeBoxValidatorCompiler)
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
@@ -57,7 +65,8 @@ export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { con
       errorPercentage: config.CLEANUP_BREAKER_ERROR_PERCENTAGE,
       minVolume: config.CLEANUP_BREAKER_MIN_VOLUME,
       resetMs: config.CLEANUP_BREAKER_RESET_MS
-    }
+    },
+    ...(sleep ? { sleep } : {})
   })
   await fastify.register(runHistoryPlugin, { source: `/${config.SERVICE_NAME}` })
   await fastify.register(sessionStatsPlugin, { timeoutMs: config.CLEANUP_STATS_TIMEOUT_MS, cacheMs: config.CLEANUP_STATS_CACHE_MS })
@@ -69,6 +78,8 @@ export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { con
   })
   await fastify.register(cleanupQueuePlugin, {
     redisUrl: config.REDIS_URL,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    failureThreshold: config.REDIS_FAILURE_THRESHOLD,
     prefix: `${config.REDIS_KEY_PREFIX}${config.CLEANUP_QUEUE_PREFIX}`,
     name: config.CLEANUP_QUEUE_NAME,
     schedules: planned,
@@ -78,7 +89,7 @@ export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { con
     lockMs: config.CLEANUP_JOB_LOCK_MS,
     stalledIntervalMs: config.CLEANUP_STALLED_INTERVAL_MS
   })
-  await fastify.register(cleanupHealthPlugin, { schedules: planned, activeSessionsAlert: config.ACTIVE_SESSIONS_ALERT })
+  await fastify.register(cleanupHealthPlugin, { schedules: planned, activeSessionsAlert: config.ACTIVE_SESSIONS_ALERT, ...(now ? { now } : {}) })
   await fastify.register(healthRoutes)
   await fastify.register(adminRoutes, { schedules: planned, namedMaxAgeSeconds, runWaitMs: config.CLEANUP_RUN_WAIT_MS })
 }

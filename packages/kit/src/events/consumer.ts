@@ -5,29 +5,27 @@ import {
   jetstream,
   jetstreamManager,
   type ConsumerConfig,
+  type ConsumerInfo,
   type ConsumerMessages,
   type JetStreamManager,
   type JsMsg
 } from '@nats-io/jetstream'
 import type { NatsConnection } from '@nats-io/transport-node'
 import type { TSchema } from 'typebox'
-import { Compile, type Validator } from 'typebox/compile'
 import { Counter, Gauge, type Registry } from 'prom-client'
-import { AnyEventEnvelope, type StreamKey } from '@platform/contracts'
+import type { StreamKey } from '@platform/contracts'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import { ensureStream } from './streams.js'
 import type { Envelope } from './envelope.js'
+import { eventValidator, type ContentMode, type EventRejection } from './cloudevents.js'
 
-/** Why a message was refused before reaching its handler. */
-export type EventRejection = 'INVALID_JSON' | 'INVALID_ENVELOPE' | 'UNKNOWN_TYPE' | 'INVALID_DATA'
 /** Why a message went to the dead-letter subject. */
 export type DeadLetterReason = EventRejection | 'HANDLER_FAILED'
 
-export type EventCheck =
-  | { ok: true; event: Envelope }
-  | { ok: false; reason: EventRejection; detail: string }
-
-/** What is published on `dlq.<original subject>`: the original payload as text plus why it was refused. */
+/**
+ * What is published on `dlq.<original subject>`: the original message (body and headers) plus why it
+ * was refused, so a binary-mode event can be replayed as it came.
+ */
 export interface DeadLetter {
   reason: DeadLetterReason
   detail: string
@@ -37,12 +35,18 @@ export interface DeadLetter {
   streamSequence: number
   deliveryCount: number
   deadLetteredAt: string
+  /** The body as text, or base64 when it is not UTF-8 (`payloadEncoding`). */
   payload: string
+  payloadEncoding?: 'base64'
+  /** The message's NATS headers as delivered (binary-mode attributes included), when it had any. */
+  headers?: Record<string, string[]>
 }
 
 /** A valid event as a handler receives it. */
 export interface ConsumedEvent<T = unknown> {
+  /** The normalised envelope, whatever the content mode it came in. */
   event: Envelope<T>
+  mode: ContentMode
   /** The subject without the namespace: equal to `event.type`. */
   subject: string
   deliveryCount: number
@@ -69,7 +73,11 @@ export interface EventConsumerOptions {
   maxAckPending?: number
   /** Deliveries after which an event whose handler keeps failing (database healthy) is dead-lettered [10]. */
   maxDeliveries?: number
-  /** Time the server waits for an ack before redelivering [30000]. */
+  /**
+   * Time the server waits for an ack before redelivering [5000]: also how long a message whose ack was
+   * lost (NATS restarted) waits. Messages held longer than half of it get progress acks (+WPI), so a
+   * slow batch is not redelivered meanwhile.
+   */
   ackWaitMs?: number
   /** First redelivery delay after a failure, doubled per delivery [500]. */
   backoffMs?: number
@@ -94,46 +102,6 @@ export interface EventConsumer {
   readonly stats: ConsumerStats
   /** Stops pulling, finishes the batch in hand and hands unprocessed messages back to the server. */
   stop(): Promise<void>
-}
-
-let envelopeValidator: Validator | undefined
-
-function describe(validator: Validator, value: unknown): string {
-  return [...validator.Errors(value)]
-    .slice(0, 3)
-    .map((e) => `${e.instancePath || '/'} ${e.message}`)
-    .join('; ')
-}
-
-/** Builds the check every consumer (and HTTP intake) applies: JSON, CloudEvents envelope, known type, data schema. */
-export function eventValidator(types: Record<string, TSchema>): {
-  check(value: unknown, expectedType?: string): EventCheck
-  parse(text: string, expectedType?: string): EventCheck
-} {
-  envelopeValidator ??= Compile(AnyEventEnvelope)
-  const envelope = envelopeValidator
-  const data = new Map(Object.entries(types).map(([type, schema]) => [type, Compile(schema)]))
-  const check = (value: unknown, expectedType?: string): EventCheck => {
-    if (!envelope.Check(value)) return { ok: false, reason: 'INVALID_ENVELOPE', detail: describe(envelope, value) }
-    const event = value as Envelope
-    const validator = data.get(event.type)
-    if (!validator) return { ok: false, reason: 'UNKNOWN_TYPE', detail: `no handler for event type "${event.type}"` }
-    if (expectedType !== undefined && event.type !== expectedType) {
-      return { ok: false, reason: 'INVALID_ENVELOPE', detail: `type "${event.type}" does not match subject "${expectedType}"` }
-    }
-    if (!validator.Check(event.data)) return { ok: false, reason: 'INVALID_DATA', detail: describe(validator, event.data) }
-    return { ok: true, event }
-  }
-  const parse = (text: string, expectedType?: string): EventCheck => {
-    let value: unknown
-    try {
-      value = JSON.parse(text)
-    } catch (err) {
-      return { ok: false, reason: 'INVALID_JSON', detail: (err as Error).message }
-    }
-    return check(value, expectedType)
-  }
-  return { check, parse }
 }
 
 function counter(registry: Registry, name: string, help: string, labelNames: string[]): Counter<string> {
@@ -194,10 +162,11 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
   const maxDeliveries = opts.maxDeliveries ?? 10
   const backoffMs = opts.backoffMs ?? 500
   const maxBackoffMs = opts.maxBackoffMs ?? 30_000
+  const ackWaitMs = opts.ackWaitMs ?? 5_000
   const nats = fastify.nats
   const prefix = nats.subject('')
   const namespace = prefix.replace(/\.$/, '')
-  const decoder = new TextDecoder()
+  const utf8 = new TextDecoder('utf-8', { fatal: true })
   const streamName = nats.streamName(opts.stream)
   const log = fastify.log.child({ consumer: opts.durable })
   const validator = eventValidator(opts.types)
@@ -216,7 +185,7 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
     durable_name: opts.durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    ack_wait: (opts.ackWaitMs ?? 30_000) * 1_000_000,
+    ack_wait: ackWaitMs * 1_000_000,
     // Redelivery is unlimited on the server: this consumer decides when to dead-letter.
     max_deliver: -1,
     max_ack_pending: opts.maxAckPending ?? 1024,
@@ -235,6 +204,14 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
   let wakeLoop: (() => void) | null = null
   let loop: Promise<void> | null = null
   const buffer: JsMsg[] = []
+  /** The batch being handled right now. */
+  let inFlight: JsMsg[] = []
+  /** When the server last heard about each held message (its delivery or a progress ack). */
+  const lastTold = new WeakMap<JsMsg, number>()
+  let progressTimer: NodeJS.Timeout | undefined
+  let connectedOnce = false
+  /** NATS came back and what this consumer holds has not been handed back yet. */
+  let reconnectPending = false
   const pause = sleeper()
 
   const backoff = (n: number) => {
@@ -252,6 +229,14 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
     else log.info('database available again: event consumer resumed')
   }
 
+  const payloadOf = (data: Uint8Array): Pick<DeadLetter, 'payload' | 'payloadEncoding'> => {
+    try {
+      return { payload: utf8.decode(data) }
+    } catch {
+      return { payload: Buffer.from(data).toString('base64'), payloadEncoding: 'base64' }
+    }
+  }
+
   const deadLetter = async (m: JsMsg, subject: string, reason: DeadLetterReason, detail: string) => {
     const letter: DeadLetter = {
       reason,
@@ -262,7 +247,8 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
       streamSequence: m.seq,
       deliveryCount: m.info.deliveryCount,
       deadLetteredAt: new Date().toISOString(),
-      payload: decoder.decode(m.data)
+      ...payloadOf(m.data),
+      ...(m.headers ? { headers: Object.fromEntries(m.headers) } : {})
     }
     try {
       await nats.js().publish(nats.subject(`dlq.${subject}`), JSON.stringify(letter), { msgID: `dlq:${streamName}:${m.seq}` })
@@ -308,9 +294,10 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
     const valid: Array<{ m: JsMsg; item: ConsumedEvent }> = []
     for (const m of msgs) {
       const subject = unprefixed(m.subject)
-      const result = validator.parse(decoder.decode(m.data), subject)
+      // Structured or binary mode (ce- headers): either way the handler gets the normalised envelope.
+      const result = validator.decode({ headers: m.headers, body: m.data }, subject)
       if (!result.ok) await deadLetter(m, subject, result.reason, result.detail)
-      else valid.push({ m, item: { event: result.event, subject, deliveryCount: m.info.deliveryCount, streamSequence: m.seq } })
+      else valid.push({ m, item: { event: result.event, mode: result.mode, subject, deliveryCount: m.info.deliveryCount, streamSequence: m.seq } })
     }
     if (valid.length === 0) return
     try {
@@ -354,7 +341,9 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
         await waitForDatabase()
         continue
       }
-      if (buffer.length === 0) {
+      // While NATS is away acks are lost (the client drops what it could not send when it reconnects)
+      // and the server would redeliver those messages anyway: wait for it, and for the hand-back.
+      if (buffer.length === 0 || !nats.connected || reconnectPending) {
         await new Promise<void>((resolve) => {
           wakeLoop = resolve
         })
@@ -362,9 +351,12 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
         continue
       }
       try {
-        await processBatch(buffer.splice(0, batchSize))
+        inFlight = buffer.splice(0, batchSize)
+        await processBatch(inFlight)
       } catch (err) {
         log.error({ err }, 'event batch processing failed unexpectedly')
+      } finally {
+        inFlight = []
       }
     }
   }
@@ -380,6 +372,33 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
     }, Math.min(250 * 2 ** Math.min(retries, 5), 5000))
   }
 
+  /** Progress acks for what is held (waiting or in the batch being handled), so the ack wait can stay short. */
+  const keepHeld = () => {
+    if (!nats.connected) return
+    const now = Date.now()
+    for (const held of [inFlight, buffer]) {
+      for (const m of held) {
+        if (now - (lastTold.get(m) ?? 0) < ackWaitMs / 2) continue
+        m.working() // a no-op for a message already acked or nak'd
+        lastTold.set(m, now)
+      }
+    }
+  }
+
+  /**
+   * After a reconnect (e.g. a NATS restart): says how many messages await an ack and hands back those
+   * held here, so the server redelivers them at once; acks lost with the old connection leave the rest
+   * pending on the server until the ack wait ends.
+   */
+  const handBack = (info: ConsumerInfo | null) => {
+    const held = buffer.splice(0)
+    for (const m of held) m.nak()
+    const counts = { held: held.length, inFlight: inFlight.length, ackPending: info?.num_ack_pending ?? 0, ackWaitMs }
+    if (counts.held + counts.inFlight + counts.ackPending > 0) {
+      log.warn(counts, 'NATS reconnected with unacknowledged messages: those held here go back for redelivery now, the others come back after the ack wait')
+    }
+  }
+
   /** (Re)creates the streams, the durable consumer and the pull subscription on this connection. */
   const subscribe = async (nc: NatsConnection) => {
     if (closing) return
@@ -389,11 +408,25 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
       const jsm = await jetstreamManager(nc)
       await ensureStream(jsm, namespace, opts.stream)
       await ensureStream(jsm, namespace, 'deadLetter')
+      const reconnected = reconnectPending
+      const existing = reconnected ? await jsm.consumers.info(streamName, opts.durable).catch(() => null) : null
       await upsertConsumer(jsm, streamName, config)
+      if (reconnected && reconnectPending) {
+        reconnectPending = false
+        handBack(existing)
+      }
+      // The durable survived: the client's subscription pulls again by itself after a reconnect, and
+      // replacing it would lose what the server sends to the old one meanwhile (pending until the ack wait).
+      if (existing && messages && subscribed && gen === generation) {
+        retries = 0
+        wakeLoop?.()
+        return
+      }
       const consumer = await jetstream(nc).consumers.get(streamName, opts.durable)
       const next = await consumer.consume({
         max_messages: batchSize,
         callback: (m) => {
+          lastTold.set(m, Date.now())
           buffer.push(m)
           wakeLoop?.()
         }
@@ -408,6 +441,7 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
       subscribed = true
       retries = 0
       previous?.stop()
+      wakeLoop?.()
       log.info({ stream: streamName }, 'event consumer subscribed')
       void next.closed().then((err) => {
         if (messages !== next || closing) return
@@ -438,6 +472,7 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
     if (closing) return
     closing = true
     clearTimeout(retryTimer)
+    clearInterval(progressTimer)
     messages?.stop()
     messages = null
     subscribed = false
@@ -456,7 +491,12 @@ export function createEventConsumer(fastify: FastifyInstance, opts: EventConsume
     if (started) return
     started = true
     loop = run()
-    nats.onConnect((nc) => subscribe(nc))
+    progressTimer = setInterval(keepHeld, Math.max(ackWaitMs / 4, 100)).unref()
+    nats.onConnect((nc) => {
+      if (connectedOnce) reconnectPending = true
+      connectedOnce = true
+      return subscribe(nc)
+    })
   })
   fastify.addHook('onClose', stop)
 

@@ -32,20 +32,27 @@ export interface Throwaway {
   url: string
   port: number
   start(): Promise<void>
-  stop(): Promise<void>
+  /** Kills it (SIGKILL unless told: SIGTERM lets it shut down cleanly) and waits until its port is closed. */
+  stop(signal?: NodeJS.Signals): Promise<void>
+  /** SIGSTOP: the kernel still accepts connections, the server never answers (a frozen server). */
+  freeze(): void
+  /** SIGCONT after `freeze`. */
+  thaw(): void
   /** Stops it for good and removes its files. */
   dispose(): Promise<void>
 }
 
 function throwaway(port: number, url: string, command: string, args: string[], cleanup: () => Promise<void>): Throwaway {
   let child: ChildProcess | null = null
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals = 'SIGKILL') => {
     const c = child
     child = null
     if (!c || c.exitCode !== null) return
     await new Promise<void>((resolve) => {
       c.once('exit', () => resolve())
-      c.kill('SIGKILL')
+      // A stopped process would never act on SIGTERM.
+      if (signal !== 'SIGKILL') c.kill('SIGCONT')
+      c.kill(signal)
     })
     await waitFor(async () => !(await portOpen(port)), 5000)
   }
@@ -54,11 +61,17 @@ function throwaway(port: number, url: string, command: string, args: string[], c
     child = spawn(command, args, { stdio: 'ignore' })
     await waitFor(() => portOpen(port), 10_000)
   }
+  const signal = (name: NodeJS.Signals) => {
+    if (!child || child.exitCode !== null) throw new Error(`${command} is not running`)
+    child.kill(name)
+  }
   return {
     url,
     port,
     start,
     stop,
+    freeze: () => signal('SIGSTOP'),
+    thaw: () => signal('SIGCONT'),
     dispose: async () => {
       await stop()
       await cleanup()

@@ -5,6 +5,8 @@ import { overdue, type Schedule } from '../domain/schedule.js'
 export interface CleanupHealthOptions {
   schedules: Schedule[]
   activeSessionsAlert: number
+  /** Epoch ms for "two intervals without a success" [Date.now]; tests move it. */
+  now?: () => number
 }
 
 declare module 'fastify' {
@@ -20,7 +22,8 @@ declare module 'fastify' {
  */
 export const cleanupHealthPlugin = fp<CleanupHealthOptions>(
   async (fastify, opts) => {
-    const bootedAt = Date.now()
+    const clock = opts.now ?? Date.now
+    const bootedAt = clock()
     const scheduled = new Map(opts.schedules.map((s) => [s.kind, s.intervalMs]))
 
     const report = async (): Promise<CleanupHealthReply> => {
@@ -32,7 +35,9 @@ export const cleanupHealthPlugin = fp<CleanupHealthOptions>(
         }),
         fastify.sessionStats.get()
       ])
-      const now = Date.now()
+      // Runs still happen without NATS, but their completion events wait in the outbox.
+      if (!fastify.nats.connected) reasons.push('NATS is unreachable: run events wait in the outbox')
+      const now = clock()
       const kinds = {} as Record<CleanupKind, CleanupKindHealth>
       for (const kind of CleanupKinds) {
         const every = scheduled.get(kind)
@@ -66,5 +71,5 @@ export const cleanupHealthPlugin = fp<CleanupHealthOptions>(
     fastify.readiness.add('schedules', { required: false, check: () => anyKind((k) => k.overdue) })
     fastify.readiness.add('active_sessions', { required: false, check: () => anyKind((k) => k.overThreshold) })
   },
-  { name: 'cleanup-health', dependencies: ['run-history', 'session-stats', 'platform-health'] }
+  { name: 'cleanup-health', dependencies: ['run-history', 'session-stats', 'platform-health', 'platform-nats'] }
 )

@@ -1,11 +1,15 @@
 import fp from 'fastify-plugin'
 import { Queue, Worker, type Job, type JobsOptions } from 'bullmq'
 import { Redis } from 'ioredis'
+import { createRedis } from '@platform/kit'
 import { CleanupKinds, type CleanupJobData } from '@platform/contracts'
 import { schedulerId, type Schedule } from '../domain/schedule.js'
 
 export interface CleanupQueueOptions {
   redisUrl: string
+  /** The producer's command timeout and unresponsive-Redis threshold (the kit's REDIS_* settings). */
+  commandTimeoutMs: number
+  failureThreshold: number
   /** BullMQ's key prefix: every replica of one deployment uses the same one (and the same queue name). */
   prefix: string
   name: string
@@ -55,9 +59,12 @@ export const cleanupQueuePlugin = fp<CleanupQueueOptions>(
       lastError = err.message
     }
     // The producer fails fast (an admin's run-now gets 503 at once); the worker waits out outages.
-    const producer = new Redis(opts.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000, retryStrategy })
+    // The kit's client: a frozen Redis fails a run-now after a few timeouts instead of holding it.
+    const producer = createRedis(
+      { url: opts.redisUrl, keyPrefix: '', commandTimeoutMs: opts.commandTimeoutMs, failureThreshold: opts.failureThreshold },
+      onError
+    )
     const consumer = new Redis(opts.redisUrl, { maxRetriesPerRequest: null, connectTimeout: 2000, retryStrategy })
-    producer.on('error', onError)
     consumer.on('error', onError)
     consumer.on('ready', () => {
       lastError = ''
