@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, preHandlerAsyncHookHandler } from 'fastify'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import { authOptions, authPlugin, errorHandlerPlugin, jwtSecret, metricsPlugin, natsPlugin, redisPlugin } from '@platform/kit'
+import { authOptions, authPlugin, bodyDrainPlugin, errorHandlerPlugin, jwtSecret, metricsPlugin, natsPlugin, redisPlugin } from '@platform/kit'
 import { checkConfig, drainBytes, type Config } from './config.js'
 import { compileAddressList, peerAllowed } from './domain/addresses.js'
 import { MetricsForbiddenError, UriTooLongError } from './domain/errors.js'
@@ -9,10 +9,8 @@ import { gatewayMetricsPlugin } from './plugins/gateway-metrics.js'
 import { upstreamsPlugin } from './plugins/upstreams.js'
 import { rateLimiterPlugin } from './plugins/rate-limiter.js'
 import { forwarderPlugin } from './plugins/forwarder.js'
-import { bodyDrainPlugin } from './plugins/body-drain.js'
 import { webSocketProxyPlugin } from './plugins/websocket-proxy.js'
 import { docsPlugin } from './plugins/docs.js'
-import { clientErrorsPlugin } from './plugins/client-errors.js'
 import { loginGuardPlugin } from './plugins/login-guard.js'
 import { indexRoutes } from './routes/index.js'
 import { proxyRoutes } from './routes/proxy.js'
@@ -47,7 +45,8 @@ function restrictMetrics(fastify: FastifyInstance, list: string) {
 /**
  * The gateway as a plugin: what server.ts listens with and what tests build. It loads the kit's
  * plugins one by one rather than platformPlugins, because its /health (upstreams, breakers) replaces
- * the kit's; the order is otherwise the same: error handler, metrics, health, auth, Redis, NATS.
+ * the kit's; the order is otherwise the same: error handler, metrics, body drain, health, auth, Redis, NATS.
+ * What Node's parser and Fastify's router refuse is answered by the kit's server options (fastifyOptions).
  */
 export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config, guards = [], now, sleep }) => {
   checkConfig(config)
@@ -58,9 +57,10 @@ export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config,
     done(request.url.length > maxUrl ? new UriTooLongError(String(maxUrl)) : undefined)
   })
   await fastify.register(errorHandlerPlugin)
-  await fastify.register(clientErrorsPlugin)
   restrictMetrics(fastify, config.METRICS_ALLOW)
   await fastify.register(metricsPlugin)
+  // Its bound follows REQUEST_SIZE_LIMIT, the largest body the gateway reads, not BODY_LIMIT_BYTES.
+  await fastify.register(bodyDrainPlugin, { maxBytes: drainBytes(config), timeoutMs: config.REQUEST_DRAIN_TIMEOUT_MS })
   await fastify.register(gatewayHealthPlugin, { probeTimeoutMs: config.HEALTH_PROBE_TIMEOUT_MS })
   const auth = authOptions(config)
   if (now && auth.jwks) auth.jwks.now = now
@@ -69,6 +69,7 @@ export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config,
     url: config.REDIS_URL,
     keyPrefix: config.REDIS_KEY_PREFIX,
     commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    failureThreshold: config.REDIS_FAILURE_THRESHOLD,
     // Every guarded request makes one call: batch those of a tick into one write.
     autoPipelining: true
   })
@@ -96,9 +97,9 @@ export const app: FastifyPluginAsync<GatewayOptions> = async (fastify, { config,
     url: config.REDIS_URL,
     keyPrefix: config.REDIS_KEY_PREFIX,
     commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    failureThreshold: config.REDIS_FAILURE_THRESHOLD,
     localKeys: config.RATE_LIMIT_LOCAL_KEYS
   })
-  await fastify.register(bodyDrainPlugin, { maxBytes: drainBytes(config), timeoutMs: config.REQUEST_DRAIN_TIMEOUT_MS })
   await fastify.register(forwarderPlugin, {
     maxRetries: config.MAX_RETRIES,
     retryDelaySeconds: config.RETRY_DELAY,

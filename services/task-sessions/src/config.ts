@@ -17,7 +17,7 @@ export const ConfigSchema = serviceConfig(
     TASK_EVENTS_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 5000, default: 500 }),
     TASK_EVENTS_MAX_ACK_PENDING: Type.Integer({ minimum: 1, default: 4000 }),
     TASK_EVENTS_MAX_DELIVERIES: Type.Integer({ minimum: 1, default: 10 }),
-    TASK_EVENTS_ACK_WAIT_MS: Type.Integer({ minimum: 1000, default: 30_000 }),
+    TASK_EVENTS_ACK_WAIT_MS: Type.Integer({ minimum: 1000, default: 5_000 }),
     TASK_EVENTS_BACKOFF_MS: Type.Integer({ minimum: 1, default: 500 }),
     TASK_EVENTS_MAX_BACKOFF_MS: Type.Integer({ minimum: 1, default: 30_000 })
   }

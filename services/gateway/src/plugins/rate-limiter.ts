@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
+import { createRedis } from '@platform/kit'
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 
 /**
@@ -213,28 +214,25 @@ export interface RateLimiterOptions {
   url: string
   keyPrefix: string
   commandTimeoutMs: number
+  /** Consecutive command timeouts after which this connection counts as down (see the kit's createRedis). */
+  failureThreshold: number
   localKeys: number
 }
 
 /**
- * The limiter has its own Redis connection, failing fast like the kit's client (no offline queue). No
+ * The limiter has its own Redis connection from the kit's createRedis (fails fast, frozen Redis marked down). No
  * auto-pipelining: leases make Redis calls rare, and a pipeline per event-loop turn costs more than it saves.
  */
 export const rateLimiterPlugin = fp<RateLimiterOptions>(
   async (fastify, opts) => {
     let lastError = ''
-    const redis = new Redis(opts.url, {
-      keyPrefix: opts.keyPrefix,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: opts.commandTimeoutMs,
-      connectTimeout: 2000,
-      retryStrategy: (times) => Math.min(times * 200, 2000)
-    })
-    redis.on('error', (err: Error) => {
-      if (err.message !== lastError) fastify.log.warn({ err }, 'rate-limit redis error')
-      lastError = err.message
-    })
+    const redis = createRedis(
+      { url: opts.url, keyPrefix: opts.keyPrefix, commandTimeoutMs: opts.commandTimeoutMs, failureThreshold: opts.failureThreshold },
+      (err) => {
+        if (err.message !== lastError) fastify.log.warn({ err }, 'rate-limit redis error')
+        lastError = err.message
+      }
+    )
     redis.on('ready', () => {
       lastError = ''
     })
