@@ -22,9 +22,18 @@ export type ErrorReply = Static<typeof ErrorReply>
 export const CommonErrorCodes = [
   'VALIDATION_ERROR',
   'INVALID_JSON',
+  'INVALID_CONTENT_LENGTH',
   'UNSUPPORTED_MEDIA_TYPE',
   'PAYLOAD_TOO_LARGE',
   'NOT_FOUND',
+  /** Refused before any route runs: by Node's HTTP parser (400, 408, 431) or Fastify's router (400, 414). */
+  'BAD_REQUEST',
+  'REQUEST_TIMEOUT',
+  'HEADERS_TOO_LARGE',
+  'BAD_URL',
+  'URI_TOO_LONG',
+  /** The gateway: a service answered 4xx (its status is kept) and broke the connection before its answer was whole. */
+  'UPSTREAM_REFUSED',
   'TOKEN_MISSING',
   'TOKEN_INVALID',
   'TOKEN_EXPIRED',

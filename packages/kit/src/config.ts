@@ -43,7 +43,7 @@ export const BaseConfigProperties = {
   /** Verified tokens kept in memory (expiry still applies, a minute at most); 0 = no cache. */
   JWT_VERIFY_CACHE_SIZE: Type.Integer({ minimum: 0, default: 0 }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1048576 }),
-  /** After an answer that closes the connection while the body is still coming (413…), bytes of the rest read and thrown away first (default 2 × the body limit; 0 = none). */
+  /** After an answer that closes the connection while the body is still coming (413…), bytes of the rest read and thrown away first (default 2 × the body limit, at least 20 MiB: what the gateway may still be sending; 0 = none). */
   REQUEST_DRAIN_BYTES: Type.Optional(Type.Integer({ minimum: 0 })),
   /** …and for at most this long. */
   REQUEST_DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),

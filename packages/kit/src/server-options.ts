@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyServerOptions } from 'fastify'
 import { LazyChildLogger, RequestLogController, loggerOptions, type LogFormatSetting } from './logger.js'
+import { clientErrorHandler, frameworkErrorHandler } from './plugins/error-handler.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -17,7 +18,10 @@ export interface ServerOptionsInput {
   BODY_LIMIT_BYTES: number
 }
 
-/** The Fastify options every service (and every test) builds with, so both behave the same. */
+/**
+ * The Fastify options every service (and every test) builds with, so both behave the same. What Node's
+ * parser and Fastify's router refuse before any hook runs is answered in the JSON error shape too.
+ */
 export function fastifyOptions(config: ServerOptionsInput, overrides: FastifyServerOptions = {}): FastifyServerOptions {
   return {
     logger: loggerOptions(config.LOG_LEVEL, config.SERVICE_NAME, { format: config.LOG_FORMAT ?? 'auto' }),
@@ -32,6 +36,8 @@ export function fastifyOptions(config: ServerOptionsInput, overrides: FastifySer
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 512 },
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     ...overrides
   }
 }

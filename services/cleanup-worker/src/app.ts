@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import { authOptions, authPlugin, dbPlugin, errorHandlerPlugin, jwtSecret, metricsPlugin, natsPlugin, outboxRelayPlugin } from '@platform/kit'
+import { authOptions, authPlugin, bodyDrainPlugin, dbPlugin, drainOptions, errorHandlerPlugin, jwtSecret, metricsPlugin, natsPlugin, outboxRelayPlugin } from '@platform/kit'
 import type { Config } from './config.js'
 import { schedules } from './domain/schedule.js'
 import { readinessPlugin } from './plugins/readiness.js'
@@ -26,7 +26,7 @@ export interface CleanupAppOptions {
 /**
  * The cleanup worker as a plugin: what server.ts listens with and what tests build. It loads the kit's
  * plugins one by one rather than platformPlugins, because its /health (the spec's criteria) replaces the
- * kit's; the order is otherwise the same: error handler, metrics, health, auth, Postgres, NATS, outbox.
+ * kit's; the order is otherwise the same: error handler, metrics, body drain, health, auth, Postgres, NATS, outbox.
  */
 export const app: FastifyPluginAsync<CleanupAppOptions> = async (fastify, { config, now, sleep }) => {
   fastify.setValidatorCompiler(TypeBoxValidatorCompiler)
@@ -35,6 +35,7 @@ export const app: FastifyPluginAsync<CleanupAppOptions> = async (fastify, { conf
   })
   await fastify.register(errorHandlerPlugin)
   await fastify.register(metricsPlugin)
+  await fastify.register(bodyDrainPlugin, drainOptions(config, config.BODY_LIMIT_BYTES))
   await fastify.register(readinessPlugin)
   await fastify.register(authPlugin, authOptions(config))
   await fastify.register(dbPlugin, {

@@ -120,13 +120,13 @@ async function setup(t: Parameters<typeof build>[0], env: Record<string, string>
   }
   /** Waits for the gateway to end its drain (the client may see the close first); how it ended and what it read. */
   const drained = async () => {
-    await waitFor(async () => (await metric('gateway_body_drained_bytes_total')) > 0 || (await metric('gateway_body_drains_total{end="closed"}')) > 0)
+    await waitFor(async () => (await metric('http_body_drained_bytes_total')) > 0 || (await metric('http_body_drains_total{end="closed"}')) > 0)
     const ends: Record<string, number> = {}
     for (const end of ['complete', 'bytes', 'time', 'closed']) {
-      const n = await metric(`gateway_body_drains_total{end="${end}"}`)
+      const n = await metric(`http_body_drains_total{end="${end}"}`)
       if (n) ends[end] = n
     }
-    return { ends, bytes: await metric('gateway_body_drained_bytes_total') }
+    return { ends, bytes: await metric('http_body_drained_bytes_total') }
   }
   return { url, sessions, metric, drained }
 }
@@ -275,7 +275,7 @@ test('a refused body that stalls is given up on after REQUEST_DRAIN_TIMEOUT_MS',
     REQUEST_DRAIN_TIMEOUT_MS: '200'
   })
   // It stalls with its side open; once the gateway has given up it writes on and finds the connection closed.
-  const gaveUp = waitFor(async () => (await metric('gateway_body_drains_total{end="time"}')) === 1)
+  const gaveUp = waitFor(async () => (await metric('http_body_drains_total{end="time"}')) === 1)
   const res = await flood(url, '/api/v1/sessions/upload', { declare: 10 * MiB, stopAfter: 256 * KiB, resume: gaveUp })
   t.equal(statusLine(res.response), 'HTTP/1.1 413 Payload Too Large')
   const drain = await drained()

@@ -55,7 +55,7 @@ test("what Node's parser refuses is answered in the error shape: 431 for headers
   t.equal(bigHeader.status, 431)
   t.same(bigHeader.body, {
     error: 'Request Header Fields Too Large',
-    message: `The request line and headers are larger than the ${maxHeaderSize} bytes the gateway reads`,
+    message: `The request line and headers are larger than the ${maxHeaderSize} bytes this server reads`,
     code: 'HEADERS_TOO_LARGE',
     requestId: bigHeader.headers['x-request-id']
   })
@@ -68,6 +68,23 @@ test("what Node's parser refuses is answered in the error shape: 431 for headers
   const garbage = await raw(url, 'NOT HTTP AT ALL\r\n\r\n')
   t.equal(garbage.status, 400)
   t.same(garbage.body, { error: 'Bad Request', message: 'The request is not valid HTTP', code: 'BAD_REQUEST', requestId: garbage.headers['x-request-id'] })
+})
+
+test('a malformed percent-encoding in the path: 400 BAD_URL in the error shape, before any upstream', async (t) => {
+  const sessions = await startUpstream(t, 'sessions')
+  const { app } = await build(t, { SESSIONS_URLS: sessions.url })
+  for (const url of ['/api/v1/sessions/%zz', '/%E0%A4%A']) {
+    const res = await app.inject({ method: 'GET', url, headers: { ...user, 'x-request-id': 'bad-url-1' } })
+    t.equal(res.statusCode, 400, url)
+    t.equal(res.headers['x-request-id'], 'bad-url-1')
+    t.same(res.json(), {
+      error: 'Bad Request',
+      message: 'The path is not a valid URL: it has a malformed percent-encoding',
+      code: 'BAD_URL',
+      requestId: 'bad-url-1'
+    })
+  }
+  t.equal(sessions.hits.length, 0)
 })
 
 test('a WebSocket upgrade over MAX_URL_LENGTH is refused with 414', async (t) => {

@@ -22,7 +22,7 @@ export interface OpenApiOptions {
 
 /** What the gateway itself may answer, per kind of path, whatever the service documents. */
 const ANY_PATH: Record<number, string> = {
-  400: 'BAD_REQUEST: not valid HTTP; FST_ERR_BAD_URL: a malformed percent-encoding in the path (a service answers its own VALIDATION_ERROR)',
+  400: 'BAD_REQUEST: not valid HTTP; BAD_URL: a malformed percent-encoding in the path (a service answers its own VALIDATION_ERROR)',
   408: 'REQUEST_TIMEOUT: the request did not arrive in time',
   414: 'URI_TOO_LONG: the path and query are longer than MAX_URL_LENGTH',
   431: 'HEADERS_TOO_LARGE: the request line and headers are larger than 16 KiB',
@@ -32,7 +32,7 @@ const PROXIED: Record<number, string> = {
   401: 'TOKEN_MISSING, TOKEN_INVALID or TOKEN_EXPIRED; SESSION_ENDED or SESSION_REQUIRED from the login-session guard',
   403: 'FORBIDDEN (a role is missing) or SECURITY_VIOLATION from the login-session guard',
   404: 'NOT_FOUND: no such route, or a path with . or .. segments',
-  413: 'PAYLOAD_TOO_LARGE: the body is larger than REQUEST_SIZE_LIMIT, streamed or not; the connection closes after it',
+  413: "PAYLOAD_TOO_LARGE: the body is larger than REQUEST_SIZE_LIMIT, streamed or not, or than the service's own BODY_LIMIT_BYTES; the connection closes after it when the body was still coming",
   429: 'RATE_LIMITED (Retry-After, RateLimit-*), or CONCURRENT_SESSION_LIMIT from the login-session guard',
   502: 'UPSTREAM_ERROR: the service could not be reached',
   503: 'CIRCUIT_OPEN: the service failed repeatedly (Retry-After, X-Degradation-Mode), or SESSION_SERVICE_UNAVAILABLE from the login-session guard',

@@ -5,19 +5,28 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { addDegradation, DEGRADATION_MODE_HEADER, DEGRADATION_REASON_HEADER, joinDegradation } from '@platform/contracts'
+import { hasBody, type BodyDrain } from '@platform/kit'
 import { backoffMs, isRetryableStatus, mayRetry, retryAfterMs } from '../domain/retry.js'
 import { isHopByHop, upstreamHeaders } from '../domain/headers.js'
 import {
   CircuitOpenError,
   ClientAbortedError,
   PayloadTooLargeError,
+  ServicePayloadTooLargeError,
+  ServiceRefusedError,
   UpstreamError,
   UpstreamTimeoutError,
   withRetryAfter
 } from '../domain/errors.js'
-import { ATTEMPT_TIMEOUT, CLIENT_SIDE_CODES, UpstreamStatusError, type UpstreamResponse, type UpstreamService } from './upstreams.js'
+import {
+  ATTEMPT_TIMEOUT,
+  CLIENT_SIDE_CODES,
+  UpstreamRefusedError,
+  UpstreamStatusError,
+  type UpstreamResponse,
+  type UpstreamService
+} from './upstreams.js'
 import type { GatewayMetrics } from './gateway-metrics.js'
-import type { BodyDrain } from './body-drain.js'
 
 export interface ForwarderOptions {
   maxRetries: number
@@ -147,15 +156,10 @@ function headerOf(res: UpstreamResponse, name: string): string | undefined {
   return undefined
 }
 
-function hasBody(request: FastifyRequest): boolean {
-  if (request.method === 'GET' || request.method === 'HEAD') return false
-  const { headers } = request
-  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
-}
-
 type Failure =
   | { kind: 'open' }
   | { kind: 'client'; error: Error }
+  | { kind: 'refused'; statusCode: number }
   | { kind: 'status'; response: UpstreamResponse }
   | { kind: 'timeout' }
   | { kind: 'connect'; error: Error }
@@ -165,6 +169,7 @@ const failureKind = (f: Failure) => (f.kind === 'status' ? `status_${f.response.
 
 function classify(err: unknown): Failure {
   if (err instanceof UpstreamStatusError) return { kind: 'status', response: err.response }
+  if (err instanceof UpstreamRefusedError) return { kind: 'refused', statusCode: err.statusCode }
   const code = (err as { code?: string }).code ?? ''
   if (code === 'EOPENBREAKER') return { kind: 'open' }
   if (CLIENT_SIDE_CODES.has(code)) return { kind: 'client', error: err as Error }
@@ -241,6 +246,7 @@ export class Forwarder {
       if (failure.kind === 'open') continue // it opened between pick and fire: pick again
       if (failure.kind === 'client') return this.clientFailure(request, reply, failure.error)
       instance.observeLatency((performance.now() - started) / 1000)
+      if (failure.kind === 'refused') return this.refused(request, reply, service, failure.statusCode)
       this.metrics.upstreamFailures.inc({
         service: service.name,
         instance: instance.url,
@@ -300,6 +306,16 @@ export class Forwarder {
     if (!request.raw.complete && hasBody(request)) this.drain.start(request, reply)
   }
 
+  /**
+   * A 4xx whose body the broken connection lost (a 413 while the body was still being sent, then a close):
+   * the refusal is the answer, in the gateway's error shape; it is neither a failure nor retried.
+   */
+  private refused(request: FastifyRequest, reply: FastifyReply, service: UpstreamService, statusCode: number): never {
+    this.unread(request, reply)
+    if (statusCode === 413) throw new ServicePayloadTooLargeError(service.name)
+    throw Object.assign(new ServiceRefusedError(service.name), { statusCode })
+  }
+
   private clientFailure(request: FastifyRequest, reply: FastifyReply, err: Error): never {
     // The rest of an oversized body is read and dropped (bounded) after the 413, then the connection closes.
     if ((err as { code?: string }).code === 'PAYLOAD_TOO_LARGE') this.drain.start(request, reply)
@@ -312,5 +328,5 @@ export const forwarderPlugin = fp<ForwarderOptions>(
     fastify.decorate('forwarder', new Forwarder(opts, fastify.gatewayMetrics, fastify.bodyDrain))
     fastify.decorateRequest('clientIp', '')
   },
-  { name: 'forwarder', dependencies: ['gateway-metrics', 'upstreams', 'body-drain'] }
+  { name: 'forwarder', dependencies: ['gateway-metrics', 'upstreams', 'platform-body-drain'] }
 )

@@ -13,8 +13,6 @@ export interface GatewayMetrics {
   retries: Counter<'service' | 'reason'>
   rateLimitRejections: Counter<'identity' | 'store'>
   degradations: Counter<'mode'>
-  drains: Counter<'end'>
-  drainedBytes: Counter
 }
 
 declare module 'fastify' {
@@ -25,7 +23,8 @@ declare module 'fastify' {
 
 /**
  * The gateway's own metrics beside the kit's request histogram (requests by route and status):
- * upstream latency, breaker state per instance, retries, rate-limit rejections, degradations, drained bodies.
+ * upstream latency, breaker state per instance, retries, rate-limit rejections, degradations (drained bodies:
+ * the kit's body drain).
  */
 export const gatewayMetricsPlugin = fp(
   async (fastify) => {
@@ -72,17 +71,6 @@ export const gatewayMetricsPlugin = fp(
         name: 'gateway_degradations_total',
         help: 'Replies served in a degraded mode (X-Degradation-Mode)',
         labelNames: ['mode'] as const,
-        registers
-      }),
-      drains: new Counter({
-        name: 'gateway_body_drains_total',
-        help: 'Bodies still coming when the gateway answered (413, an open breaker...), read and thrown away after it, by how that ended: complete, bytes, time, closed',
-        labelNames: ['end'] as const,
-        registers
-      }),
-      drainedBytes: new Counter({
-        name: 'gateway_body_drained_bytes_total',
-        help: 'Bytes of bodies read and thrown away after the answer',
         registers
       })
     })

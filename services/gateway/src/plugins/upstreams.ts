@@ -29,6 +29,9 @@ type Attempt = () => Promise<unknown>
  */
 export const CLIENT_SIDE_CODES = new Set(['PAYLOAD_TOO_LARGE', 'CLIENT_ABORTED'])
 
+/** An upstream that answered 4xx counts as a success, even when the connection broke before its body was whole. */
+const NOT_FAILURES = new Set([...CLIENT_SIDE_CODES, 'UPSTREAM_REFUSED'])
+
 /** undici's codes for a probe that got no answer in time. */
 const PROBE_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
 
@@ -75,7 +78,7 @@ export class UpstreamInstance {
       rollingCountBuckets: 10,
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
-      errorFilter: (err: { code?: string }) => CLIENT_SIDE_CODES.has(err?.code ?? '')
+      errorFilter: (err: { code?: string }) => NOT_FAILURES.has(err?.code ?? '')
     })
     const labels = { service, instance: url }
     metrics.breakerState.set(labels, BREAKER_GAUGE.closed)
@@ -167,6 +170,21 @@ export class UpstreamStatusError extends Error {
   readonly code = 'UPSTREAM_STATUS'
   constructor(readonly response: UpstreamResponse) {
     super(`upstream answered ${response.statusCode}`)
+  }
+}
+
+/**
+ * An upstream answered 4xx, then the connection broke before its answer was whole: typically a 413 sent
+ * while the body was still coming, followed by a close. The answer stands (the request was refused, the
+ * upstream is fine) though its body is lost.
+ */
+export class UpstreamRefusedError extends Error {
+  readonly code = 'UPSTREAM_REFUSED'
+  constructor(
+    readonly statusCode: number,
+    cause: Error
+  ) {
+    super(`upstream answered ${statusCode}, then the connection broke`, { cause })
   }
 }
 
@@ -265,6 +283,7 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
       this.timer = null
     }
     if (this.stream && this.settled) this.stream.destroy(err)
+    else if (this.statusCode >= 400 && this.statusCode < 500) this.fail(new UpstreamRefusedError(this.statusCode, err))
     else this.fail(err)
   }
 
