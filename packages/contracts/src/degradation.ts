@@ -1,5 +1,5 @@
 /**
- * Degraded replies (DESIGN.md, Failure behaviour): `X-Degradation-Mode` names each mode a reply was
+ * Degraded replies (docs/architecture.md, Failure behaviour): `X-Degradation-Mode` names each mode a reply was
  * served in, `X-Degradation-Reason` says the same in one short sentence per mode. Several modes are
  * joined with ", ", their reasons with "; " in the same order.
  */

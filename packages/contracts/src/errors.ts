@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 
-/** The one error shape every service and the gateway answer with (DESIGN.md, Failure behaviour). */
+/** The one error shape every service and the gateway answer with (docs/architecture.md, Failure behaviour). */
 export const ErrorReply = Type.Object(
   {
     error: Type.String({ description: 'HTTP status title, e.g. "Not Found"' }),

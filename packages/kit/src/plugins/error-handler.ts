@@ -115,7 +115,7 @@ export function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoExcep
   socket.destroy(err)
 }
 
-/** Turns every error into DESIGN.md's JSON shape; 5xx internals are logged, never sent. */
+/** Turns every error into the JSON error shape (docs/architecture.md); 5xx internals are logged, never sent. */
 export const errorHandlerPlugin = fp(
   async (fastify) => {
     fastify.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {

@@ -13,7 +13,7 @@ export interface NatsOptions {
   streams: StreamKey[]
 }
 
-/** A NATS connection that may not exist yet: HTTP must work while NATS is down (DESIGN.md). */
+/** A NATS connection that may not exist yet: HTTP must work while NATS is down (docs/architecture.md). */
 export interface NatsHandle {
   readonly connection: NatsConnection | null
   readonly connected: boolean
