@@ -15,6 +15,8 @@ export interface JwksOptions {
   issuer?: string
   audience?: string
   clockToleranceMs: number
+  /** Monotonic ms for the re-fetch interval [performance.now]; tests move it. */
+  now?: () => number
 }
 
 interface Log {
@@ -75,6 +77,7 @@ export class JwksKeySet {
   private lastFetchAt = Number.NEGATIVE_INFINITY
   private inflight: Promise<void> | null = null
   private timer: NodeJS.Timeout | undefined
+  private readonly now: () => number
   /** Fetches attempted so far (startup, refreshes and re-fetches). */
   fetches = 0
 
@@ -83,6 +86,7 @@ export class JwksKeySet {
     private readonly log: Log
   ) {
     this.accepted = new Set(opts.algorithms.filter((a) => PUBLIC_KEY_ALGORITHMS.has(a)))
+    this.now = opts.now ?? (() => performance.now())
   }
 
   /** Loads the keys once (a provider that is down does not stop the service) and starts refreshing. */
@@ -137,14 +141,14 @@ export class JwksKeySet {
   /** At most one fetch per refetch interval; callers during a fetch wait for that same fetch. */
   refetch(): Promise<void> {
     if (this.inflight) return this.inflight
-    if (performance.now() - this.lastFetchAt < this.opts.refetchIntervalMs) return Promise.resolve()
+    if (this.now() - this.lastFetchAt < this.opts.refetchIntervalMs) return Promise.resolve()
     return this.refresh()
   }
 
   /** Fetches now (unless a fetch is running); never rejects. */
   refresh(): Promise<void> {
     if (this.inflight) return this.inflight
-    this.lastFetchAt = performance.now()
+    this.lastFetchAt = this.now()
     this.fetches++
     this.inflight = this.load()
       .catch((err: unknown) => this.log.warn({ err, url: this.opts.url }, 'JWKS fetch failed; keeping the keys already known'))

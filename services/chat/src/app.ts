@@ -14,8 +14,14 @@ import { wsRoutes } from './routes/ws.js'
 import { sessionRoutes } from './routes/sessions.js'
 import { internalRoutes } from './routes/internal.js'
 
+export interface ChatAppOptions {
+  config: Config
+  /** Epoch ms for token expiry on open sockets [Date.now]; tests move it instead of waiting. */
+  now?: () => number
+}
+
 /** The chat service as a plugin: what server.ts listens with and what tests build. */
-export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { config }) => {
+export const app: FastifyPluginAsync<ChatAppOptions> = async (fastify, { config, now }) => {
   await fastify.register(platformPlugins, {
     config,
     postgres: true,
@@ -51,7 +57,8 @@ export const app: FastifyPluginAsync<{ config: Config }> = async (fastify, { con
     maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
     maxPendingFrames: config.WS_MAX_PENDING_FRAMES,
     gapFillDelayMs: config.GAP_FILL_DELAY_MS,
-    shutdownGraceMs: config.SHUTDOWN_GRACE_MS
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+    ...(now ? { now } : {})
   })
   await fastify.register(chatProtocolPlugin, {
     maxMessageLength: config.MAX_MESSAGE_LENGTH,

@@ -3,7 +3,8 @@ import { createServer, type IncomingMessage } from 'node:http'
 import { waitFor } from '@platform/kit/testing'
 import { build, clients, Client, type Frame } from './helper.js'
 
-type Mode = 'ok' | 'slow' | 'fail'
+/** ok answers at once, hang never answers (only a timeout or an abort ends the call), fail answers 500. */
+type Mode = 'ok' | 'hang' | 'fail'
 
 /** A local OpenAI-compatible endpoint whose behaviour the test switches. */
 async function fakeEndpoint(t: { teardown(fn: () => unknown): void }) {
@@ -29,9 +30,7 @@ async function fakeEndpoint(t: { teardown(fn: () => unknown): void }) {
       if (state.mode === 'fail') {
         res.statusCode = 500
         res.end('{"error":"boom"}')
-      } else if (state.mode === 'slow') {
-        setTimeout(answer, 3000).unref()
-      } else {
+      } else if (state.mode !== 'hang') {
         answer()
       }
     })
@@ -47,10 +46,10 @@ async function fakeEndpoint(t: { teardown(fn: () => unknown): void }) {
 /** Sends a user message and returns the assistant's reply to it. */
 async function ask(c: Client, content: string): Promise<Frame> {
   const mine = await c.request({ type: 'message', content })
-  return c.next((f) => f.type === 'message' && f.sender === 'assistant' && f.metadata.replyTo === mine.id, 5000)
+  return c.next((f) => f.type === 'message' && f.sender === 'assistant' && f.metadata.replyTo === mine.id, 30_000)
 }
 
-t.test('the endpoint answers with history; failures fall back; the breaker opens and closes again', async (t) => {
+t.test('the endpoint answers with history; a timeout or an error falls back; the breaker opens', async (t) => {
   const fake = await fakeEndpoint(t)
   const { app, wsUrl, schema } = await build(t, {
     RATE_LIMIT_MESSAGES_PER_MINUTE: '1000',
@@ -58,10 +57,13 @@ t.test('the endpoint answers with history; failures fall back; the breaker opens
     ASSISTANT_API_KEY: 'sk-test',
     ASSISTANT_MODEL: 'fake-1',
     ASSISTANT_SYSTEM_PROMPT: 'Be brief.',
-    RESPONSE_TIMEOUT_SECONDS: '0.3',
+    // Generous: an answering endpoint is never cut off on a busy machine; a hanging one always is.
+    RESPONSE_TIMEOUT_SECONDS: '5',
     ASSISTANT_BREAKER_VOLUME: '3',
     ASSISTANT_BREAKER_ERROR_PERCENT: '50',
-    ASSISTANT_BREAKER_RESET_MS: '400'
+    // No window or reset time a test run reaches: the breaker's state changes only with the calls below.
+    ASSISTANT_BREAKER_WINDOW_MS: '600000',
+    ASSISTANT_BREAKER_RESET_MS: '600000'
   })
   const c = await (clients(t))(wsUrl, 'u1')
   await c.init()
@@ -74,7 +76,7 @@ t.test('the endpoint answers with history; failures fall back; the breaker opens
     usage: { promptTokens: 10, completionTokens: 3 },
     replyTo: first.metadata.replyTo
   })
-  t.ok(first.processingMs >= 0 && first.processingMs < 2000, `processingMs ${first.processingMs}`)
+  t.ok(Number.isInteger(first.processingMs) && first.processingMs >= 0, `processingMs ${first.processingMs}`)
   t.equal(fake.state.requests[0]?.url, '/v1/chat/completions')
   t.equal(fake.state.requests[0]?.auth, 'Bearer sk-test')
   t.strictSame(fake.state.requests[0]?.body, {
@@ -92,11 +94,11 @@ t.test('the endpoint answers with history; failures fall back; the breaker opens
     { role: 'user', content: 'and again' }
   ], 'the session’s recent history goes along')
 
-  fake.state.mode = 'slow'
+  fake.state.mode = 'hang'
   const slow = await ask(c, 'how do I rate a chat?')
   t.equal(slow.content, 'You can rate a chat from 1 to 5 stars once you are done; it helps us improve.', 'the built-in answer when it knows one')
   t.strictSame(slow.metadata, { responder: 'fallback', fallback: true, reason: 'timeout', intent: 'rating', replyTo: slow.metadata.replyTo })
-  t.ok(slow.processingMs >= 290 && slow.processingMs < 2000, `processingMs ${slow.processingMs}`)
+  t.ok(Number.isInteger(slow.processingMs) && slow.processingMs >= 0, `processingMs ${slow.processingMs}`)
 
   fake.state.mode = 'fail'
   const failed = await ask(c, 'purple elephants')
@@ -109,17 +111,10 @@ t.test('the endpoint answers with history; failures fall back; the breaker opens
   const calls = fake.state.requests.length
   const open = await ask(c, 'purple elephants')
   t.strictSame(open.metadata, { responder: 'fallback', fallback: true, reason: 'circuit_open', replyTo: open.metadata.replyTo })
-  t.ok(open.processingMs < 200, `an open breaker answers at once (${open.processingMs} ms)`)
-  t.equal(fake.state.requests.length, calls, 'the endpoint is not called while open')
+  t.equal(fake.state.requests.length, calls, 'an open breaker answers at once: the endpoint is not called')
   const ready = (await app.inject({ method: 'GET', url: '/ready' })).json()
   t.equal(ready.checks.assistant, 'down')
   t.equal(ready.status, 'degraded')
-
-  fake.state.mode = 'ok'
-  await waitFor(() => app.assistant.state === 'half_open', 3000)
-  t.equal((await ask(c, 'recovered?')).content, 'echo: recovered?', 'the half-open probe succeeds')
-  t.equal(app.assistant.state, 'closed')
-  t.equal((await ask(c, 'still fine')).metadata.responder, 'openai')
 
   const { rows } = await schema.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM chat_messages WHERE sender = 'assistant' AND (metadata->>'fallback')::boolean AND processing_ms IS NOT NULL`
@@ -127,17 +122,40 @@ t.test('the endpoint answers with history; failures fall back; the breaker opens
   t.equal(rows[0]?.n, 4, 'every fallback was persisted with its processing time')
 })
 
+t.test('after the reset time the breaker lets one probe through, and its success closes it', async (t) => {
+  const fake = await fakeEndpoint(t)
+  fake.state.mode = 'fail'
+  const { app, wsUrl } = await build(t, {
+    RATE_LIMIT_MESSAGES_PER_MINUTE: '1000',
+    ASSISTANT_URL: fake.url,
+    RESPONSE_TIMEOUT_SECONDS: '20',
+    ASSISTANT_BREAKER_VOLUME: '1',
+    ASSISTANT_BREAKER_ERROR_PERCENT: '50',
+    ASSISTANT_BREAKER_WINDOW_MS: '600000',
+    ASSISTANT_BREAKER_RESET_MS: '200'
+  })
+  const c = await (clients(t))(wsUrl, 'u1')
+  await c.init()
+  t.equal((await ask(c, 'purple elephants')).metadata.reason, 'error')
+  fake.state.mode = 'ok'
+  // Half-open comes from the breaker's own timer: wait for it, however busy the machine.
+  await waitFor(() => app.assistant.state === 'half_open', 20_000)
+  t.equal((await ask(c, 'recovered?')).content, 'echo: recovered?', 'the half-open probe succeeds')
+  t.equal(app.assistant.state, 'closed')
+  t.equal((await ask(c, 'still fine')).metadata.responder, 'openai')
+  t.equal(fake.state.requests.length, 3)
+})
+
 t.test('shutdown cuts an assistant call short: its fallback is persisted and delivered before 1012', async (t) => {
   const fake = await fakeEndpoint(t)
-  fake.state.mode = 'slow'
+  fake.state.mode = 'hang'
   const built = await build(t, { ASSISTANT_URL: fake.url, RESPONSE_TIMEOUT_SECONDS: '20' })
   const c = await Client.connect(built.wsUrl, 'u1')
   await c.init()
   const mine = await c.request({ type: 'message', content: 'are you there?' })
-  await waitFor(() => fake.state.requests.length === 1, 3000)
-  const started = Date.now()
+  await waitFor(() => fake.state.requests.length === 1, 20_000)
+  // The endpoint never answers: only the abort at shutdown can produce this fallback before 1012.
   await built.close()
-  t.ok(Date.now() - started < 2000, 'no waiting for the endpoint')
   const reply = c.frames.find((f) => f.type === 'message' && f.sender === 'assistant')
   t.strictSame(reply?.metadata, { responder: 'fallback', fallback: true, reason: 'shutdown', replyTo: mine.id })
   t.strictSame(await c.closed, { code: 1012, reason: 'service restart' })

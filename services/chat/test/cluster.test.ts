@@ -8,7 +8,7 @@ const contents = (frames: Frame[]) => frames.map((f) => f.content)
 
 /** Waits until the client has `n` message frames and takes them. */
 async function messages(c: Client, n: number): Promise<Frame[]> {
-  await waitFor(() => c.frames.filter((f) => f.type === 'message').length >= n, 5000)
+  await waitFor(() => c.frames.filter((f) => f.type === 'message').length >= n, 20_000)
   return c.drain('message')
 }
 
@@ -39,7 +39,10 @@ t.test('clients on two instances see each other’s messages in the same order, 
   }
   const onA = await messages(a, 30)
   const onB = await messages(b, 30)
-  await new Promise((r) => setTimeout(r, 200))
+  // A barrier instead of a pause: delivery is in seq order, so once both have seq 37 nothing of 7..36 is on its way.
+  const end = await a.request({ type: 'message', content: 'end' })
+  t.equal(end.seq, 37)
+  await b.next((f) => f.type === 'message' && f.id === end.id)
   t.strictSame([...onA, ...a.drain('message')].map((f) => f.seq), Array.from({ length: 30 }, (_, i) => i + 7), 'A: seq 7..36 once each')
   t.strictSame(
     [...onB, ...b.drain('message')].map((f) => f.id),
@@ -48,7 +51,7 @@ t.test('clients on two instances see each other’s messages in the same order, 
   )
   t.strictSame(contents(onA.filter((f) => f.content.startsWith('a'))), Array.from({ length: 15 }, (_, i) => `a${i}`), 'a client’s own messages keep their order')
   const { rows } = await s.schema.query<{ seq: number }>('SELECT seq FROM chat_messages WHERE chat_session_id = $1 ORDER BY id', [chatSessionId])
-  t.strictSame(rows.map((r) => r.seq), Array.from({ length: 36 }, (_, i) => i + 1), 'ids follow seq: replay by id misses nothing')
+  t.strictSame(rows.map((r) => r.seq), Array.from({ length: 37 }, (_, i) => i + 1), 'ids follow seq: replay by id misses nothing')
 })
 
 t.test('typing and session_closed cross instances', async (t) => {
@@ -117,7 +120,9 @@ t.test('the rate limit is shared by instances through Redis, and per instance wh
   const redis = await startRedisServer()
   t.teardown(() => redis.dispose())
   const s = await shared(t)
-  const env = { ASSISTANT_ENABLED: 'false', RATE_LIMIT_MESSAGES_PER_MINUTE: '4', REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '200' }
+  // A stopped Redis refuses connections at once: no short command timeout is needed to notice it, and a
+  // busy machine never turns a slow answer into a local count.
+  const env = { ASSISTANT_ENABLED: 'false', RATE_LIMIT_MESSAGES_PER_MINUTE: '4', REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '5000' }
   const one = await build(t, env, s)
   const two = await build(t, env, s)
   const open = clients(t)
@@ -138,7 +143,7 @@ t.test('the rate limit is shared by instances through Redis, and per instance wh
   t.equal((await other.request({ type: 'message', content: 'mine' })).type, 'message')
 
   await redis.stop()
-  await waitFor(async () => (await one.app.inject({ method: 'GET', url: '/ready' })).json().checks.redis === 'down', 5000)
+  await waitFor(async () => (await one.app.inject({ method: 'GET', url: '/ready' })).json().checks.redis === 'down', 20_000)
   const ready = await one.app.inject({ method: 'GET', url: '/ready' })
   t.equal(ready.statusCode, 200)
   t.equal(ready.json().status, 'degraded')

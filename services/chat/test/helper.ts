@@ -53,9 +53,10 @@ export async function shared(t: Tap): Promise<Shared> {
 
 /**
  * The chat app listening on 127.0.0.1 (a free port), on its own schema, Redis key prefix and NATS
- * namespace unless `share` is given (two instances of one deployment). `env` overrides variables.
+ * namespace unless `share` is given (two instances of one deployment). `env` overrides variables;
+ * `opts.now` is the instance's clock (token expiry on open sockets), which a test moves instead of waiting.
  */
-export async function build(t: Tap, env: Record<string, string> = {}, share?: Shared): Promise<Built> {
+export async function build(t: Tap, env: Record<string, string> = {}, share?: Shared, opts: { now?: () => number } = {}): Promise<Built> {
   const s = share ?? (await shared(t))
   const config = loadConfig(ConfigSchema, {
     NODE_ENV: 'test',
@@ -63,24 +64,25 @@ export async function build(t: Tap, env: Record<string, string> = {}, share?: Sh
     DATABASE_URL: s.schema.url,
     DATABASE_SCHEMA: s.schema.schema,
     DATABASE_POOL_SIZE: '3',
-    DATABASE_TIMEOUT_MS: '1000',
+    DATABASE_TIMEOUT_MS: '5000',
     REDIS_KEY_PREFIX: `${s.ns}:`,
     NATS_NAMESPACE: s.ns,
     JWT_SECRET: TEST_JWT_SECRET,
     OUTBOX_POLL_MS: '50',
-    SHUTDOWN_GRACE_MS: '2000',
+    // Shutdown waits for work in flight; a test that holds it up releases it itself, however slow the machine.
+    SHUTDOWN_GRACE_MS: '10000',
     ...env
   })
   const fastify = Fastify(fastifyOptions(config))
   // Unencapsulated, so tests can reach the app's decorators (chatHub, nats, ...).
-  await fastify.register(fp(app), { config })
+  await fastify.register(fp(app), { config, ...(opts.now ? { now: opts.now } : {}) })
   await fastify.listen({ host: '127.0.0.1', port: 0 })
   const { port } = fastify.server.address() as { port: number }
   let closed: Promise<void> | null = null
   const close = () => (closed ??= fastify.close())
   t.teardown(close)
   // Wait for NATS so that live fan-out between instances is on from the first frame.
-  await waitFor(() => fastify.nats.connected, 5000)
+  await waitFor(() => fastify.nats.connected, 20_000)
   return { app: fastify, config, schema: s.schema, shared: s, wsUrl: `ws://127.0.0.1:${port}/ws/chat`, close }
 }
 
@@ -127,7 +129,7 @@ export class Client {
   }
 
   /** The first frame not taken yet that matches (by type or predicate); waits for it. */
-  async next(match: string | ((f: Frame) => boolean), timeoutMs = 5000): Promise<Frame> {
+  async next(match: string | ((f: Frame) => boolean), timeoutMs = 20_000): Promise<Frame> {
     const test = typeof match === 'string' ? (f: Frame) => f.type === match : match
     const deadline = Date.now() + timeoutMs
     for (;;) {
@@ -148,7 +150,7 @@ export class Client {
   }
 
   /** Sends a frame and returns the reply that echoes its ref. */
-  async request(frame: Frame, timeoutMs = 5000): Promise<Frame> {
+  async request(frame: Frame, timeoutMs = 20_000): Promise<Frame> {
     const ref = frame.ref ?? `r${Math.random().toString(36).slice(2)}`
     this.send({ ...frame, ref })
     return this.next((f) => f.ref === ref, timeoutMs)

@@ -7,13 +7,17 @@ import { build, clients, type Frame } from './helper.js'
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
 t.test('sessions and messages are paged; context merges; close and rating', async (t) => {
-  const { app, wsUrl } = await build(t, { ASSISTANT_ENABLED: 'false', RATE_LIMIT_MESSAGES_PER_MINUTE: '1000' })
+  const { app, wsUrl, schema } = await build(t, { ASSISTANT_ENABLED: 'false', RATE_LIMIT_MESSAGES_PER_MINUTE: '1000' })
   const open = clients(t)
   const c = await open(wsUrl, 'u1')
   const ids: string[] = []
-  for (let i = 0; i < 3; i++) {
-    ids.push((await c.init()).chatSessionId)
-    await new Promise((r) => setTimeout(r, 3)) // distinct createdAt milliseconds: the order is by time
+  for (let i = 0; i < 3; i++) ids.push((await c.init()).chatSessionId)
+  // The order is by time: move the three apart (3, 2 and 1 s back, expiry alike) rather than wait between them.
+  for (const [i, id] of ids.entries()) {
+    await schema.query(
+      `UPDATE chat_sessions SET created_at = created_at - make_interval(secs => $2), expires_at = expires_at - make_interval(secs => $2) WHERE id = $1`,
+      [id, 3 - i]
+    )
   }
   await (await open(wsUrl, 'u2')).init()
   const auth = bearer(testToken('u1'))
@@ -97,7 +101,7 @@ t.test('events: session.opened, message.created (userId, loginSessionId), sessio
   const mine = await c.request({ type: 'message', content: 'hello' })
   const reply = await c.next('message')
   await c.request({ type: 'session_close' })
-  await waitFor(() => events.events.length === 4, 5000)
+  await waitFor(() => events.events.length === 4, 20_000)
   const [opened, created, answered, closed] = events.events as Frame[]
   t.ok(Value.Check(ChatSessionOpened, opened), 'session.opened matches its contract')
   t.ok(Value.Check(ChatMessageCreated, created), 'message.created matches its contract')
@@ -162,7 +166,7 @@ t.test('POST /internal/cleanup closes expired sessions and removes old closed on
   t.strictSame(rows, ids.slice(3).sort().map((id) => ({ id, status: 'closed' })))
   const left = await schema.query<{ n: number }>('SELECT count(*)::int AS n FROM chat_messages')
   t.equal(left.rows[0]?.n, 2)
-  await waitFor(() => events.events.filter((e) => e.type === 'chat.events.session.closed').length === 2, 5000)
+  await waitFor(() => events.events.filter((e) => e.type === 'chat.events.session.closed').length === 2, 20_000)
   t.strictSame(
     events.events.filter((e) => e.type === 'chat.events.session.closed').map((e) => (e.data as Frame).reason),
     ['expired', 'expired']

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { badTokens, bearer, startRedisServer, testToken, waitFor } from '@platform/kit/testing'
-import { build, fakeService, replies } from './helper.js'
+import { badTokens, bearer, startRedisServer, testClock, testToken, waitFor } from '@platform/kit/testing'
+import { build, fakeService, replies, runsOf } from './helper.js'
 
 const admin = bearer(testToken('admin-1', ['admin']))
 const routes = [
@@ -156,28 +156,43 @@ t.test('health: degraded above ACTIVE_SESSIONS_ALERT active sessions of a kind',
 
 t.test('health: degraded when a schedule has not succeeded for two intervals, healthy again after a success', async (t) => {
   const task = await fakeService(t, { 'POST /internal/cleanup': { status: 503, body: { error: 'Service Unavailable', message: 'x', code: 'DATABASE_UNAVAILABLE', requestId: 'x' } } })
-  const { app } = await build(t, { TASK_SESSIONS_URL: task.url, CLEANUP_SCHEDULES: 'task_sessions', SESSION_CLEANUP_INTERVAL_MINUTES: '0.005' })
-  const degraded = await waitFor(async () => {
-    const h = (await app.inject({ method: 'GET', url: '/health' })).json()
-    return h.status === 'degraded' ? h : null
-  })
+  // An hourly schedule (BullMQ runs its first iteration at once, then not again during the test) and a
+  // stopped clock for the health's "two intervals": the test moves it by hours instead of waiting.
+  const clock = testClock().freeze()
+  const { app, schema } = await build(t, { TASK_SESSIONS_URL: task.url, CLEANUP_SCHEDULES: 'task_sessions', SESSION_CLEANUP_INTERVAL_MINUTES: '60' }, undefined, { now: clock.now })
+  const health = async () => (await app.inject({ method: 'GET', url: '/health' })).json()
+  const schedules = async () => (await app.inject({ method: 'GET', url: '/ready' })).json().checks.schedules
+  await waitFor(async () => (await runsOf(schema, 'task_sessions')).some((r) => r.status === 'failed'), 30_000)
+  await waitFor(() => app.nats.connected, 20_000)
+  t.match((await health()).kinds.task_sessions, { scheduled: true, intervalSeconds: 3600, lastSuccessAt: null, overdue: false }, 'failed, but not for two intervals yet')
+
+  clock.advance(2 * 3_600_000)
+  t.equal((await health()).status, 'healthy', 'exactly two intervals since the start is not overdue yet')
+  clock.advance(1)
+  const degraded = await health()
+  t.equal(degraded.status, 'degraded')
   t.same(degraded.reasons, ['task_sessions: no successful cleanup for two intervals'])
-  t.match(degraded.kinds.task_sessions, { scheduled: true, intervalSeconds: 0.3, lastSuccessAt: null, overdue: true })
-  t.equal((await app.inject({ method: 'GET', url: '/ready' })).json().checks.schedules, 'down')
+  t.match(degraded.kinds.task_sessions, { scheduled: true, intervalSeconds: 3600, lastSuccessAt: null, overdue: true })
+  t.equal(await schedules(), 'down')
 
   task.script['POST /internal/cleanup'] = { status: 200, body: replies.task(1) }
-  const healthy = await waitFor(async () => {
-    const h = (await app.inject({ method: 'GET', url: '/health' })).json()
-    return h.status === 'healthy' ? h : null
-  })
-  t.ok(Date.parse(healthy.kinds.task_sessions.lastSuccessAt) > Date.now() - 5000)
-  t.equal((await app.inject({ method: 'GET', url: '/ready' })).json().checks.schedules, 'up')
+  const run = (await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'task_sessions' } })).json()
+  t.match(run, { status: 'succeeded', trigger: 'manual' })
+  const lastSuccess = Date.parse(run.finishedAt)
+  clock.freeze(lastSuccess + 2 * 3_600_000)
+  const healthy = await health()
+  t.equal(healthy.status, 'healthy', 'a success counts, a manual one too: two intervals from it are not overdue')
+  t.equal(healthy.kinds.task_sessions.lastSuccessAt, run.finishedAt)
+  t.equal(await schedules(), 'up')
+  clock.advance(1)
+  t.equal((await health()).status, 'degraded', 'and past two intervals from it, overdue again')
 })
 
 t.test('Prometheus: run duration histogram, removed and failures by kind, last success timestamp', async (t) => {
   const task = await fakeService(t, { 'POST /internal/cleanup': [{ status: 200, body: replies.task(9) }, { status: 400, body: { code: 'VALIDATION_ERROR' } }] })
   const { app } = await build(t, { TASK_SESSIONS_URL: task.url })
-  for (let i = 0; i < 2; i++) await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'task_sessions' } })
+  const runs = []
+  for (let i = 0; i < 2; i++) runs.push((await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'task_sessions' } })).json())
   const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.match(text, /^cleanup_run_duration_seconds_count\{kind="task_sessions",status="succeeded"\} 1$/m)
   t.match(text, /^cleanup_run_duration_seconds_count\{kind="task_sessions",status="failed"\} 1$/m)
@@ -186,6 +201,6 @@ t.test('Prometheus: run duration histogram, removed and failures by kind, last s
   t.match(text, /^cleanup_failures_total\{kind="task_sessions"\} 1$/m)
   t.match(text, /^cleanup_runs_total\{kind="task_sessions",status="succeeded"\} 1$/m)
   const last = Number(/^cleanup_last_success_timestamp_seconds\{kind="task_sessions"\} ([\d.e+]+)$/m.exec(text)?.[1])
-  t.ok(Math.abs(last - Date.now() / 1000) < 10, `last success ${last}`)
+  t.equal(last, Date.parse(runs[0].finishedAt) / 1000, 'when the succeeded run finished, from the run history')
   t.notMatch(text, /cleanup_last_success_timestamp_seconds\{kind="chat_sessions"\}/, 'no figure for a kind that never succeeded')
 })

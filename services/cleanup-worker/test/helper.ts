@@ -33,7 +33,10 @@ export interface Built {
   close(): Promise<void>
 }
 
-/** Timings short enough for tests; a test overrides what it exercises. */
+/**
+ * Timings short enough for tests; a test overrides what it exercises. Timeouts and waits that no test
+ * exercises here are generous, so a busy machine never crosses one (a lost job lock reruns a job).
+ */
 export const FAST = {
   NODE_ENV: 'test',
   LOG_LEVEL: 'silent',
@@ -44,16 +47,16 @@ export const FAST = {
   CLEANUP_SCHEDULES: 'none',
   CLEANUP_JOB_ATTEMPTS: '1',
   CLEANUP_JOB_BACKOFF_MS: '50',
-  CLEANUP_JOB_LOCK_MS: '5000',
+  CLEANUP_JOB_LOCK_MS: '30000',
   CLEANUP_STALLED_INTERVAL_MS: '1000',
-  CLEANUP_CALL_TIMEOUT_MS: '5000',
+  CLEANUP_CALL_TIMEOUT_MS: '30000',
   CLEANUP_CALL_RETRIES: '0',
   CLEANUP_RETRY_BASE_MS: '20',
   CLEANUP_RETRY_MAX_MS: '100',
   CLEANUP_BREAKER_RESET_MS: '100',
-  CLEANUP_STATS_TIMEOUT_MS: '1000',
+  CLEANUP_STATS_TIMEOUT_MS: '10000',
   CLEANUP_STATS_CACHE_MS: '0',
-  CLEANUP_RUN_WAIT_MS: '5000',
+  CLEANUP_RUN_WAIT_MS: '25000',
   // Nothing listens on port 1: a test points the kinds it exercises at its own fakes.
   SESSIONS_URL: 'http://127.0.0.1:1',
   TASK_SESSIONS_URL: 'http://127.0.0.1:1',
@@ -78,11 +81,20 @@ export async function shared(t: Tap): Promise<Shared> {
   return { schema, ns }
 }
 
+export interface BuildOptions {
+  /** Wait until the schedules are in Redis [true]. */
+  awaitSchedules?: boolean
+  /** The worker's clock for its health's overdue check: a test moves it instead of waiting intervals. */
+  now?: () => number
+  /** The service client's wait before a retry: a test records the waits instead. */
+  sleep?: (ms: number) => Promise<void>
+}
+
 /**
  * The worker app on its own schema, BullMQ prefix (under REDIS_KEY_PREFIX) and NATS namespace, torn
  * down with the test; replicas pass the same `Shared`. `env` overrides variables.
  */
-export async function build(t: Tap, env: Record<string, string> = {}, with_?: Shared, opts: { awaitSchedules?: boolean } = {}): Promise<Built> {
+export async function build(t: Tap, env: Record<string, string> = {}, with_?: Shared, opts: BuildOptions = {}): Promise<Built> {
   const own = with_ ?? (await shared(t))
   const config = loadConfig(ConfigSchema, {
     ...FAST,
@@ -94,7 +106,7 @@ export async function build(t: Tap, env: Record<string, string> = {}, with_?: Sh
   })
   const fastify = Fastify(fastifyOptions(config))
   // fp: the app's decorators (runHistory, cleanupQueue...) stay visible to the test.
-  await fastify.register(fp(app), { config })
+  await fastify.register(fp(app), { config, ...(opts.now ? { now: opts.now } : {}), ...(opts.sleep ? { sleep: opts.sleep } : {}) })
   await fastify.ready()
   let closed: Promise<void> | null = null
   const close = () => (closed ??= fastify.close())
@@ -120,6 +132,8 @@ export interface Answer {
   body?: unknown
   /** Answer after this long (a slow cleanup). */
   delayMs?: number
+  /** Answer once this settles: a cleanup the test holds up and lets go of at the moment it chooses. */
+  until?: Promise<unknown>
   /** Reset the connection instead of answering. */
   reset?: boolean
 }
@@ -183,7 +197,8 @@ export async function fakeService(t: Tap, script: Script = {}): Promise<FakeServ
         res.writeHead(answer.status, { 'content-type': 'application/json' })
         res.end(answer.body === undefined ? '' : JSON.stringify(answer.body))
       }
-      if (answer.delayMs) setTimeout(send, answer.delayMs)
+      if (answer.until) void answer.until.then(send, send)
+      else if (answer.delayMs) setTimeout(send, answer.delayMs)
       else send()
     })
   }

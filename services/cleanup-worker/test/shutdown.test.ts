@@ -8,7 +8,10 @@ const cleanups = (fake: FakeService) => fake.calls.filter((c) => c.path === '/in
 const slowCleanup = (ms: number, removed = 6) => ({ 'POST /internal/cleanup': { status: 200, body: replies.task(removed), delayMs: ms } })
 
 t.test('closing the app mid-run lets the running job finish: its outcome and event are recorded', async (t) => {
-  const task = await fakeService(t, slowCleanup(1500))
+  // The service answers only once the worker has begun closing: the call is in flight during the close.
+  let release = () => {}
+  const held = new Promise<void>((resolve) => (release = resolve))
+  const task = await fakeService(t, { 'POST /internal/cleanup': { status: 200, body: replies.task(6), until: held } })
   const { app, schema, config, close } = await build(t, { TASK_SESSIONS_URL: task.url, CLEANUP_RUN_WAIT_MS: '0' })
   const events = await collectEvents(config.NATS_URL, config.NATS_NAMESPACE, 'cleanup')
   t.teardown(() => events.close())
@@ -18,10 +21,9 @@ t.test('closing the app mid-run lets the running job finish: its outcome and eve
   t.equal(res.headers.location, `/api/v1/admin/cleanup/runs/${res.json().id}`)
   t.match(res.json(), { status: 'queued', attempts: 0, startedAt: null })
   await waitFor(() => cleanups(task) === 1)
-  const started = Date.now()
+  app.cleanupQueue.worker.once('closing', () => release())
   await close()
-  t.ok(Date.now() - started >= 1000, 'close waited for the call in flight')
-  t.same((await runsOf(schema)).map((r) => [r.id, r.status, r.removed, r.attempts]), [[res.json().id, 'succeeded', 6, 1]])
+  t.same((await runsOf(schema)).map((r) => [r.id, r.status, r.removed, r.attempts]), [[res.json().id, 'succeeded', 6, 1]], 'close waited for the call in flight')
   const event = await waitFor(() => events.events.find((e) => (e.data as { runId: string }).runId === res.json().id))
   t.match(event.data, { status: 'succeeded', removed: 6 }, 'published before NATS closed')
   t.equal(cleanups(task), 1)
@@ -39,7 +41,10 @@ t.test('SIGTERM to the worker process: the running job finishes and is recorded,
 })
 
 t.test('a worker killed mid-run: BullMQ hands the job to another replica, which runs it again harmlessly', async (t) => {
-  const task = await fakeService(t, slowCleanup(1500, 2))
+  // The service answers once the doomed worker is dead: its run is certainly cut off mid-call.
+  let release = () => {}
+  const held = new Promise<void>((resolve) => (release = resolve))
+  const task = await fakeService(t, { 'POST /internal/cleanup': { status: 200, body: replies.task(2), until: held } })
   const deployment = await shared(t)
   // A short lock, so the survivor takes over soon (a lock is renewed every half of it while a job runs).
   const env = { TASK_SESSIONS_URL: task.url, CLEANUP_RUN_WAIT_MS: '0', CLEANUP_JOB_LOCK_MS: '2000', CLEANUP_STALLED_INTERVAL_MS: '500' }
@@ -48,10 +53,12 @@ t.test('a worker killed mid-run: BullMQ hands the job to another replica, which 
   const runId = (res.json as { id: string }).id
   await waitFor(() => cleanups(task) === 1)
   await doomed.stop('SIGKILL')
+  release()
   t.match(await runsOf(deployment.schema), [{ id: runId, status: 'running', attempts: 1 }], 'cut off while running')
 
-  await build(t, env, deployment) // the surviving replica
-  const done = await waitFor(async () => (await runsOf(deployment.schema)).find((r) => r.status === 'succeeded'), 15_000)
+  // The surviving replica; its own lock is long, so its run is never taken for stalled on a busy machine.
+  await build(t, { ...env, CLEANUP_JOB_LOCK_MS: '30000' }, deployment)
+  const done = await waitFor(async () => (await runsOf(deployment.schema)).find((r) => r.status === 'succeeded'), 30_000)
   t.match(done, { id: runId, status: 'succeeded', removed: 2, attempts: 2, error: null }, 'the same run, one more attempt')
   t.equal(cleanups(task), 2)
 })

@@ -23,7 +23,7 @@ t.test('events wait in the outbox while NATS is down and arrive once each, in or
     titles.push(`during ${i}`)
   }
   await app.inject({ method: 'POST', url: '/api/v1/sessions/active/before', headers: h })
-  await new Promise((r) => setTimeout(r, 300))
+  t.equal(await app.outbox.drain(), 0, 'a relay pass while NATS is down publishes nothing')
   const { rows } = await schema.query('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL')
   t.equal(rows[0]!.n, 26, 'the backlog waits in the outbox')
 
@@ -38,10 +38,12 @@ t.test('events wait in the outbox while NATS is down and arrive once each, in or
     ],
     'every event arrived, in the order of the changes'
   )
-  const { rows: left } = await schema.query('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL')
-  t.equal(left[0]!.n, 0, 'the outbox drained')
-  await new Promise((r) => setTimeout(r, 300))
-  t.equal(collector.deliveries, 27, 'none was delivered twice')
+  // The relay marks a batch sent after the stream has it: consumers may see it first.
+  await waitFor(async () => (await schema.query('SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL')).rows[0]!.n === 0, 20_000)
+  t.pass('the outbox drained')
+  // Deliveries are the broker's business (a killed server may deliver again what it never saw acked); what
+  // the outbox promises is that the stream holds each event once.
+  t.equal(await collector.stored(), 27, 'none was published twice')
   t.equal(new Set(collector.events.map((e) => e.id)).size, 27)
 })
 
@@ -54,8 +56,9 @@ t.test('a relay that publishes but fails to mark sent republishes with the same 
   await waitFor(() => collector.events.length === 1)
   // As if the relay crashed after publishing and before its commit.
   await schema.query('UPDATE outbox SET sent_at = NULL')
-  await app.outbox.drain()
-  await new Promise((r) => setTimeout(r, 300))
+  t.equal(await app.outbox.drain(), 1, 'published again')
+  await waitFor(() => collector.settled(), 20_000)
+  t.equal(await collector.stored(), 1, 'the stream kept one copy')
   t.equal(collector.deliveries, 1)
   t.equal(collector.events.length, 1)
 })

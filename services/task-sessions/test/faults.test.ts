@@ -12,6 +12,18 @@ import {
 } from '@platform/kit/testing'
 import { build, consuming, lifecycleScript, migrationsDir, publisher, sessionStates, type Publisher, type ScriptEvent } from './helper.js'
 
+/**
+ * Whether JetStream has delivered some unacked event more than `times` times: every redelivery (the
+ * consumer sequence past the stream sequence) went to an unacked one, so `times` redeliveries per unacked
+ * event mean at least one of them got more than that.
+ */
+async function redeliveredMoreThan(nc: Publisher['nc'], namespace: string, times: number): Promise<boolean> {
+  const info = await (await jetstreamManager(nc)).consumers.info(streamNameFor(namespace, 'tasks'), 'task-sessions')
+  const redeliveries = info.delivered.consumer_seq - info.delivered.stream_seq
+  const unacked = info.delivered.stream_seq - info.ack_floor.stream_seq
+  return unacked > 0 && redeliveries >= times * unacked
+}
+
 /** Publishes in order, retrying each event until the (possibly restarting) server takes it. */
 async function publishAll(pub: Publisher, events: ScriptEvent[]): Promise<void> {
   for (const e of events) await waitFor(() => pub.publish(e.type, e.data, e.time).then(() => true), 20_000, 50)
@@ -32,11 +44,11 @@ t.test('a NATS restart mid-stream loses nothing: the consumer subscribes again a
     for (const e of events.slice(0, half)) if (!stopped) await pub.publish(e.type, e.data, e.time)
   })()
   first.catch(() => {}) // whatever the stream did not take is published again below
-  await waitFor(() => consumer.stats.processed >= 40, 10_000, 5)
+  await waitFor(() => consumer.stats.processed >= 40, 30_000, 5)
   stopped = true
   await nats.stop()
   t.ok(consumer.stats.processed < events.length, `the restart was mid-stream (${consumer.stats.processed} of ${events.length} handled before it)`)
-  await waitFor(() => !consumer.running, 5000, 10)
+  await waitFor(() => !consumer.running, 20_000, 10)
   t.pass('the consumer knows it lost NATS')
   const ready = await app.inject({ method: 'GET', url: '/ready' })
   t.match(ready.json(), { status: 'degraded', checks: { postgres: 'up', nats: 'down', 'consumer:task-sessions': 'down' } })
@@ -70,10 +82,10 @@ t.test('Postgres unreachable mid-stream: the consumer pauses, dead-letters nothi
   const consumer = app.taskEvents!
 
   const publishing = publishAll(pub, events)
-  await waitFor(() => consumer.stats.processed >= 40, 10_000, 5)
+  await waitFor(() => consumer.stats.processed >= 40, 30_000, 5)
   proxy.cut()
   await publishing
-  await waitFor(() => consumer.paused, 10_000, 10)
+  await waitFor(() => consumer.paused, 20_000, 10)
 
   const ready = await app.inject({ method: 'GET', url: '/ready' })
   t.equal(ready.statusCode, 503)
@@ -90,8 +102,8 @@ t.test('Postgres unreachable mid-stream: the consumer pauses, dead-letters nothi
   })
   t.equal(intake.statusCode, 503, 'HTTP intake answers 503 too')
 
-  // Long enough for events to be delivered more than TASK_EVENTS_MAX_DELIVERIES times.
-  await new Promise((r) => setTimeout(r, 1500))
+  // The outage lasts until some event has been delivered more than TASK_EVENTS_MAX_DELIVERIES times.
+  await waitFor(() => redeliveredMoreThan(pub.nc, config.NATS_NAMESPACE, 2), 30_000, 100)
   const stuck = consumer.stats.processed
   t.ok(stuck < events.length, `the outage was mid-stream (${stuck} of ${events.length} handled before it)`)
   proxy.restore()

@@ -3,7 +3,8 @@ import { collectEvents, waitFor } from '@platform/kit/testing'
 import { NATS_URL, T, build, consuming, outboxEvents, publisher } from './helper.js'
 
 t.test('task lifecycle events over JetStream', async (t) => {
-  const { app, schema, config } = await build(t)
+  // `settled` counts each event once: no ack window a busy machine could outlast and so redeliver.
+  const { app, schema, config } = await build(t, { TASK_EVENTS_ACK_WAIT_MS: '60000' })
   await consuming(app)
   const pub = await publisher(t, config.NATS_NAMESPACE)
   const consumer = app.taskEvents!
@@ -17,7 +18,7 @@ t.test('task lifecycle events over JetStream', async (t) => {
     sent++
     await pub.raw(event.type, JSON.stringify(event))
   }
-  const settled = () => waitFor(() => consumer.stats.processed + consumer.stats.deadLettered === sent, 10_000, 10)
+  const settled = () => waitFor(() => consumer.stats.processed + consumer.stats.deadLettered === sent, 20_000, 10)
   const states = async (shortId: string) => {
     const { rows } = await schema.query<{ s: string }>(
       "SELECT task_id || ':' || status AS s FROM task_sessions WHERE short_id = $1 ORDER BY task_id",

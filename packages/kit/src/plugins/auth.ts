@@ -48,6 +48,8 @@ export interface AuthJwksOptions {
   refetchIntervalSeconds: number
   cacheTtlSeconds: number
   timeoutMs: number
+  /** Clock for the re-fetch interval [performance.now]; tests move it. */
+  now?: () => number
 }
 
 export interface AuthOptions {
@@ -257,6 +259,7 @@ async function startJwks(fastify: FastifyInstance, opts: AuthOptions, jwks: Auth
       refetchIntervalMs: jwks.refetchIntervalSeconds * 1000,
       refreshIntervalMs: jwks.cacheTtlSeconds * 1000,
       timeoutMs: jwks.timeoutMs,
+      ...(jwks.now ? { now: jwks.now } : {}),
       ...(opts.issuer ? { issuer: opts.issuer } : {}),
       ...(opts.audience ? { audience: opts.audience } : {}),
       clockToleranceMs: opts.clockToleranceSeconds * 1000

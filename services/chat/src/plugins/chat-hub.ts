@@ -17,6 +17,7 @@ import { Sequencer } from '../domain/sequencer.js'
 import { parseLiveEnvelope, refOf } from '../domain/frames.js'
 import type { ChatIdentity } from '../domain/identity.js'
 import type { RateWindow } from '../domain/rate-window.js'
+import type { SeqRange } from '../domain/seq-ranges.js'
 import type { ChatStore } from './chat-store.js'
 import type { LiveBus } from './live-bus.js'
 
@@ -66,6 +67,8 @@ export class Room {
   readonly conns = new Set<Connection>()
   readonly order = new Sequencer<Delivery>()
   closed = false
+  /** NATS was away: everything after `order.last` is read back, not only a gap. */
+  behind = false
   gapTimer: NodeJS.Timeout | null = null
   subscribed: Promise<void> = Promise.resolve()
 
@@ -78,12 +81,17 @@ export interface HubOptions {
   maxPendingFrames: number
   gapFillDelayMs: number
   shutdownGraceMs: number
+  /** Epoch ms the heartbeat compares token expiry with [Date.now]; tests move it. */
+  now?: () => number
 }
 
 type FrameHandler = (conn: Connection, data: RawData, isBinary: boolean) => Promise<void>
 
 const CONN = Symbol('chat-connection')
 type TaggedSocket = WebSocket & { [CONN]?: Connection }
+
+/** Messages per read when catching up or publishing again after a NATS outage. */
+const CATCH_UP_PAGE = 500
 
 const RETRYABLE = new Set<ChatErrorCode>(['RATE_LIMITED', 'DATABASE_UNAVAILABLE', 'SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'])
 
@@ -102,6 +110,7 @@ export class ChatHub {
   private readonly heartbeat: NodeJS.Timeout
   private handler: FrameHandler = async () => {}
   private beforeShutdown: () => void = () => {}
+  private republishTimer: NodeJS.Timeout | null = null
   readonly slowConsumers: Counter
   readonly gapFills: Counter
   // Shared by every socket of this hub (`this` is the socket): no closure per connection.
@@ -130,7 +139,7 @@ export class ChatHub {
     this.heartbeat = setInterval(this.beat, opts.heartbeatMs)
     this.heartbeat.unref()
     bus.onFrame((id, data) => this.fromBus(id, data))
-    bus.onResync(() => void this.resync())
+    bus.onResync((republish) => void this.resync(republish))
   }
 
   onFrame(fn: FrameHandler): void {
@@ -355,7 +364,7 @@ export class ChatHub {
 
   /** A seq is missing: wait briefly for its live frame, then read it from Postgres. */
   private scheduleGapFill(room: Room, delay = this.opts.gapFillDelayMs): void {
-    if (!room.order.initialized || !room.order.hasGap || room.gapTimer) return
+    if (!room.order.initialized || !(room.order.hasGap || room.behind) || room.gapTimer) return
     room.gapTimer = setTimeout(() => {
       room.gapTimer = null
       void this.fillGap(room)
@@ -363,17 +372,41 @@ export class ChatHub {
   }
 
   private async fillGap(room: Room): Promise<void> {
-    if (this.rooms.get(room.id) !== room || !room.order.hasGap) return
+    if (this.rooms.get(room.id) !== room || !(room.order.hasGap || room.behind)) return
+    const behind = room.behind
     try {
       this.gapFills.inc()
-      const missing = await this.store.range(room.id, room.order.last, room.order.highest)
-      for (const m of missing) this.catchUp(room, m)
-      // Postgres has every seq below one that was delivered, so what is still missing does not exist.
-      if (room.order.hasGap) this.fanOut(room, room.order.skipGap())
+      if (behind) {
+        room.behind = false
+        await this.readAfter(room)
+      } else {
+        const missing = await this.store.range(room.id, room.order.last, room.order.highest)
+        for (const m of missing) this.catchUp(room, m)
+        // Postgres has every seq below one that was delivered, so what is still missing does not exist.
+        if (room.order.hasGap) this.fanOut(room, room.order.skipGap())
+      }
     } catch (err) {
+      if (behind) room.behind = true
       this.log.warn({ err, chatSessionId: room.id }, 'could not read missing messages; retrying')
       this.scheduleGapFill(room, this.opts.gapFillDelayMs * 10)
     }
+  }
+
+  /**
+   * Everything Postgres has after the last seq the room delivered, page by page: after a NATS outage
+   * nothing may have arrived live to reveal a gap.
+   */
+  private async readAfter(room: Room): Promise<void> {
+    let after = room.order.last
+    for (;;) {
+      const page = await this.store.range(room.id, after, null, CATCH_UP_PAGE)
+      for (const m of page) this.catchUp(room, m)
+      const last = page.at(-1)
+      if (!last || page.length < CATCH_UP_PAGE || this.rooms.get(room.id) !== room) break
+      after = last.seq
+    }
+    // Live frames that came in meanwhile past what was read wait for their gap as usual.
+    this.scheduleGapFill(room)
   }
 
   private catchUp(room: Room, m: ChatMessage): void {
@@ -381,23 +414,65 @@ export class ChatHub {
     this.fanOut(room, room.order.accept({ seq: m.seq, text: JSON.stringify(frame), origin: null, ref: undefined, frame }))
   }
 
-  /** After NATS comes back: read what every room may have missed meanwhile. */
-  private async resync(): Promise<void> {
+  /**
+   * After NATS is back (and has this instance's subscriptions): every open room reads what it may have
+   * missed, room after room so a reconnect does not flood the pool, and what this instance persisted
+   * but NATS may not have carried is published again for the other instances.
+   */
+  private async resync(republish: Map<string, SeqRange>): Promise<void> {
+    if (this.draining) return
+    let rooms = 0
     for (const room of [...this.rooms.values()]) {
       if (!room.order.initialized || this.rooms.get(room.id) !== room) continue
+      rooms++
+      room.behind = true
+      if (room.gapTimer) clearTimeout(room.gapTimer)
+      room.gapTimer = null
+      await this.fillGap(room)
+    }
+    const republished = await this.republish(republish)
+    if (rooms > 0 || republished > 0) this.log.info({ rooms, republished }, 'chat caught up after NATS reconnected')
+  }
+
+  /** Publishes persisted messages again; a session that cannot be read now is retried later. */
+  private async republish(ranges: Map<string, SeqRange>): Promise<number> {
+    let sent = 0
+    let failed = false
+    for (const [chatSessionId, range] of ranges) {
+      let after = range.after
       try {
-        for (const m of await this.store.range(room.id, room.order.last)) this.catchUp(room, m)
+        while (after < range.upTo) {
+          const page = await this.store.range(chatSessionId, after, range.upTo, CATCH_UP_PAGE)
+          for (const m of page) this.bus.publish(chatSessionId, messageFrame(m))
+          sent += page.length
+          const last = page.at(-1)
+          if (!last || page.length < CATCH_UP_PAGE) break
+          after = last.seq
+        }
       } catch (err) {
-        this.log.warn({ err, chatSessionId: room.id }, 'could not resync a room after NATS reconnected')
+        this.log.warn({ err, chatSessionId }, 'could not read messages to publish again; retrying')
+        this.bus.requeue(chatSessionId, { after, upTo: range.upTo })
+        failed = true
       }
     }
+    if (failed && !this.republishTimer && !this.draining) {
+      this.republishTimer = setTimeout(() => {
+        this.republishTimer = null
+        // While NATS is down the next reconnect takes them.
+        if (this.bus.up) void this.republish(this.bus.takeUnsent())
+      }, this.opts.gapFillDelayMs * 10)
+    }
+    return sent
   }
 
   // ------------------------------------------------------------------ heartbeat and shutdown
 
-  /** One interval for every connection: drop those that missed a pong or whose token expired, ping the rest. */
-  private readonly beat = (): void => {
-    const now = Date.now()
+  /**
+   * One interval for every connection: drop those that missed a pong or whose token expired, ping the rest.
+   * Public so that tests beat by hand (with a long HEARTBEAT_INTERVAL_MS) instead of racing the timer.
+   */
+  readonly beat = (): void => {
+    const now = (this.opts.now ?? Date.now)()
     for (const conn of this.connections) {
       const ws = conn.ws
       if (conn.who.expiresAt && conn.who.expiresAt <= now) {
@@ -434,6 +509,7 @@ export class ChatHub {
     while (open.some((c) => c.ws.readyState !== WebSocket.CLOSED) && Date.now() < closeBy) await sleep(20)
     for (const conn of open) if (conn.ws.readyState !== WebSocket.CLOSED) conn.ws.terminate()
     for (const room of this.rooms.values()) if (room.gapTimer) clearTimeout(room.gapTimer)
+    if (this.republishTimer) clearTimeout(this.republishTimer)
     this.rooms.clear()
     this.bus.close()
   }

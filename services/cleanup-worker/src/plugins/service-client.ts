@@ -13,6 +13,8 @@ export interface ServiceClientOptions {
   retryBaseMs: number
   retryMaxMs: number
   breaker: { errorPercentage: number; minVolume: number; resetMs: number }
+  /** Waits before a retry [a timer that shutdown cuts short]; tests record the waits instead. */
+  sleep?: (ms: number) => Promise<void>
 }
 
 /** A call to an owning service that did not answer 2xx. */
@@ -152,7 +154,7 @@ export const serviceClientPlugin = fp<ServiceClientOptions>(
             if (!retryable || attempt >= retries || closing.signal.aborted) throw err
             const delay = retryDelay(attempt + 1, opts.retryBaseMs, opts.retryMaxMs)
             fastify.log.warn({ target, path, attempt: attempt + 1, delayMs: delay, reason: (err as Error).message }, 'service call failed; retrying')
-            await sleep(delay)
+            await (opts.sleep ?? sleep)(delay)
           }
         }
       },
