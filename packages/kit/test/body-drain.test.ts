@@ -1,13 +1,10 @@
-import { execFile } from 'node:child_process'
 import { connect } from 'node:net'
-import { promisify } from 'node:util'
 import t from 'tap'
 import Fastify from 'fastify'
 import { Type } from 'typebox'
 import { MIN_SERVICE_DRAIN_BYTES, drainOptions, fastifyOptions, loadConfig, platformPlugins, serviceConfig, type ServiceConfig } from '../src/index.js'
-import { TEST_JWT_SECRET, bearer, testToken, waitFor } from '../src/testing/index.js'
+import { TEST_JWT_SECRET, bearer, drainMetrics, postBodiesWithFetch, testToken, type BodyCase, type FetchAnswer } from '../src/testing/index.js'
 
-const run = promisify(execFile)
 const KiB = 1024
 const MiB = 1024 * 1024
 const user = bearer(testToken('u1', ['user']))
@@ -21,64 +18,14 @@ async function service(t: Tap, env: Record<string, string> = {}) {
   app.post('/items', { schema: { body: Type.Object({ title: Type.String() }) } }, async (request, reply) => reply.code(201).send(request.body))
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
-  const metric = async (name: string) => {
-    const line = (await app.inject({ method: 'GET', url: '/metrics' })).body.split('\n').find((l) => l.startsWith(`${name} `))
-    return line ? Number(line.split(' ').pop()) : 0
-  }
-  /** How drains ended so far, once one has; and the bytes they read. */
-  const drained = async () => {
-    await waitFor(async () => (await metric('http_body_drained_bytes_total')) > 0 || (await metric('http_body_drains_total{end="closed"}')) > 0)
-    const ends: Record<string, number> = {}
-    for (const end of ['complete', 'bytes', 'time', 'closed']) {
-      const n = await metric(`http_body_drains_total{end="${end}"}`)
-      if (n) ends[end] = n
-    }
-    return { ends, bytes: await metric('http_body_drained_bytes_total') }
-  }
-  return { app, url, metric, drained }
+  return { app, url, ...drainMetrics(app) }
 }
 
 interface Tap {
   teardown(fn: () => unknown): void
 }
 
-/**
- * Node's fetch in a process of its own, as a real client is (sharing the server's event loop hides the
- * reset): POSTs JSON bodies of `size` bytes from a Buffer (Content-Length) or a stream (chunked), one
- * after another, and prints each answer or the code of the failure.
- */
-const CLIENT = `
-const [url, authorization, cases] = process.argv.slice(1)
-const headers = { authorization, 'content-type': 'application/json' }
-function json(size) {
-  return Buffer.concat([Buffer.from('{"title":"'), Buffer.alloc(size - 12, 97), Buffer.from('"}')])
-}
-async function* stream(buf) { for (let i = 0; i < buf.length; i += 262144) yield buf.subarray(i, i + 262144) }
-const results = []
-for (const { size, how } of JSON.parse(cases)) {
-  const buf = json(size)
-  const body = how === 'declared' ? buf : ReadableStream.from(stream(buf))
-  try {
-    const res = await fetch(url, { method: 'POST', headers, body, duplex: 'half' })
-    results.push({ status: res.status, connection: res.headers.get('connection'), requestId: res.headers.get('x-request-id'), body: await res.json() })
-  } catch (err) {
-    results.push({ failed: err.cause?.code ?? err.code ?? err.message })
-  }
-}
-console.log(JSON.stringify(results))`
-
-interface Answer {
-  status: number
-  connection: string | null
-  requestId: string
-  body: Record<string, unknown>
-}
-
-async function post(url: string, cases: Array<{ size: number; how: 'declared' | 'streamed' }>) {
-  const args = ['--input-type=module', '-e', CLIENT, `${url}/items`, user.authorization, JSON.stringify(cases)]
-  const { stdout } = await run(process.execPath, args, { cwd: import.meta.dirname })
-  return JSON.parse(stdout) as Array<Answer | { failed: string }>
-}
+const post = (url: string, cases: BodyCase[]) => postBodiesWithFetch(`${url}/items`, user.authorization, cases)
 
 t.test('REQUEST_DRAIN_BYTES is twice the body limit, at least 20 MiB; REQUEST_DRAIN_TIMEOUT_MS is 5 s', async (t) => {
   const defaults = loadConfig(schema, {})
@@ -119,8 +66,8 @@ t.test("Node's fetch sees a service's 413 for a body over BODY_LIMIT_BYTES, decl
 t.test('a body that fits is read as usual, and its connection is kept', async (t) => {
   const { url, metric } = await service(t)
   const [answer] = await post(url, [{ size: 512 * KiB, how: 'streamed' }])
-  t.equal((answer as Answer).status, 201)
-  t.equal((answer as Answer).connection, 'keep-alive')
+  t.equal((answer as FetchAnswer).status, 201)
+  t.equal((answer as FetchAnswer).connection, 'keep-alive')
   t.equal(await metric('http_body_drains_total{end="complete"}'), 0)
 })
 

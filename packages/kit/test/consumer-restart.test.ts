@@ -112,11 +112,11 @@ t.test('a batch slower than the ack wait is not redelivered: held messages get p
     durable: 'slow-test',
     types: { [TYPE]: Type.Object({ n: Type.Integer() }) },
     batchSize: 5,
-    ackWaitMs: 1500,
+    ackWaitMs: 3000,
     healthy: async () => true,
     handle: async (events) => {
       for (const e of events) deliveries.push([(e.event.data as { n: number }).n, e.deliveryCount])
-      await sleep(3500) // more than twice the ack wait: the five waiting behind it are held as long
+      await sleep(7000) // more than twice the ack wait: the five waiting behind it are held as long
     }
   })
   t.teardown(() => app.close())
@@ -127,7 +127,7 @@ t.test('a batch slower than the ack wait is not redelivered: held messages get p
   await nc.close()
   await app.ready()
 
-  await waitFor(() => deliveries.length >= 10, 30_000)
+  await waitFor(() => deliveries.length >= 10, 60_000)
   await waitFor(async () => {
     const check = await connect({ servers: server.url })
     try {

@@ -3,7 +3,7 @@ import { request } from 'node:http'
 import { connect } from 'node:net'
 import { promisify } from 'node:util'
 import { test } from 'tap'
-import { bearer, testToken, waitFor } from '@platform/kit/testing'
+import { bearer, drainMetrics, testToken, waitFor } from '@platform/kit/testing'
 import { build, deadUrl } from './helper.js'
 import { startUpstream } from './upstream.js'
 
@@ -113,22 +113,7 @@ function flood(url: string, path: string, opts: FloodOptions = {}): Promise<Floo
 async function setup(t: Parameters<typeof build>[0], env: Record<string, string> = {}) {
   const sessions = await startUpstream(t, 'sessions')
   const { url, app } = await build(t, { SESSIONS_URLS: sessions.url, ...env }, { listen: true })
-  const metric = async (name: string) => {
-    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `))
-    return line ? Number(line.split(' ').pop()) : 0
-  }
-  /** Waits for the gateway to end its drain (the client may see the close first); how it ended and what it read. */
-  const drained = async () => {
-    await waitFor(async () => (await metric('http_body_drained_bytes_total')) > 0 || (await metric('http_body_drains_total{end="closed"}')) > 0)
-    const ends: Record<string, number> = {}
-    for (const end of ['complete', 'bytes', 'time', 'closed']) {
-      const n = await metric(`http_body_drains_total{end="${end}"}`)
-      if (n) ends[end] = n
-    }
-    return { ends, bytes: await metric('http_body_drained_bytes_total') }
-  }
-  return { url, sessions, metric, drained }
+  return { url, sessions, ...drainMetrics(app) }
 }
 
 const statusLine = (raw: string) => raw.split('\r\n')[0]

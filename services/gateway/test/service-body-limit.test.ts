@@ -1,12 +1,13 @@
-import { execFile } from 'node:child_process'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { test } from 'tap'
 import {
   TEST_JWT_SECRET,
   bearer,
   createTestSchema,
+  postBodiesWithFetch,
+  type BodyCase,
+  type FetchAnswer,
   deleteRedisKeys,
   deleteStreams,
   startServiceProcess,
@@ -15,7 +16,6 @@ import {
 } from '@platform/kit/testing'
 import { build, type Tap } from './helper.js'
 
-const run = promisify(execFile)
 const MiB = 1024 * 1024
 const migrations = join(import.meta.dirname, '..', '..', 'sessions', 'prisma', 'migrations')
 const user = bearer(testToken('u-body', ['user']))
@@ -44,50 +44,15 @@ async function stack(t: Tap) {
   return { url: gateway.url, sessions, metrics }
 }
 
-/**
- * Node's fetch in a process of its own (in-process clients share the servers' event loop and never see
- * the reset): POSTs a JSON body of `size` bytes, from a Buffer (Content-Length) or a stream (chunked),
- * one after another. Prints each answer (status, Connection, X-Request-Id, body) or the failure's code.
- */
-const CLIENT = `
-const [url, authorization, cases] = process.argv.slice(1)
-const headers = { authorization, 'content-type': 'application/json' }
-function json(size) {
-  const head = '{"title":"', tail = '"}'
-  return Buffer.concat([Buffer.from(head), Buffer.alloc(size - head.length - tail.length, 97), Buffer.from(tail)])
-}
-async function* stream(buf) { for (let i = 0; i < buf.length; i += 262144) yield buf.subarray(i, i + 262144) }
-const results = []
-for (const { size, how } of JSON.parse(cases)) {
-  const buf = json(size)
-  const body = how === 'declared' ? buf : ReadableStream.from(stream(buf))
-  try {
-    const res = await fetch(url, { method: 'POST', headers, body, duplex: 'half' })
-    results.push({ status: res.status, requestId: res.headers.get('x-request-id'), body: await res.json() })
-  } catch (err) {
-    results.push({ failed: err.cause?.code ?? err.code ?? err.message })
-  }
-}
-console.log(JSON.stringify(results))`
-
-interface Answer {
-  status: number
-  requestId: string
-  body: Record<string, unknown>
-}
-
-async function post(url: string, cases: Array<{ size: number; how: 'declared' | 'streamed' }>) {
-  const args = ['--input-type=module', '-e', CLIENT, `${url}/api/v1/sessions`, user.authorization, JSON.stringify(cases)]
-  const { stdout } = await run(process.execPath, args, { cwd: import.meta.dirname })
-  return JSON.parse(stdout) as Array<Answer | { failed: string }>
-}
+const post = (url: string, cases: BodyCase[]) => postBodiesWithFetch(`${url}/api/v1/sessions`, user.authorization, cases)
 
 /**
  * The service's 413 as the client sees it through the gateway. (Connection: close or keep-alive, by
  * whether the gateway had read the whole body from the client before the service answered.)
  */
-const refused = (a: Answer) => ({
+const refused = (a: FetchAnswer) => ({
   status: 413,
+  connection: a.connection,
   requestId: a.requestId,
   body: {
     error: 'Payload Too Large',
@@ -114,7 +79,7 @@ test("a body over the service's limit (under the gateway's) gets the service's 4
   t.notMatch(text, /gateway_upstream_failures_total\{service="sessions"/, 'no upstream failure was counted')
   t.match(text, /gateway_circuit_breaker_state\{service="sessions",instance="[^"]+"\} 0\n/, 'the breaker is still closed')
   const [created] = await post(url, [{ size: 64, how: 'declared' }])
-  t.equal((created as Answer).status, 201, 'the next request reaches the service')
+  t.equal((created as FetchAnswer).status, 201, 'the next request reaches the service')
 })
 
 /**
