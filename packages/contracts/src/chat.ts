@@ -1,7 +1,8 @@
+// One file for the whole chat contract (frames, REST, events, routes): the protocol reads in one place.
 import { Type, type Static, type TProperties } from 'typebox'
 import { EventEnvelope } from './events.js'
 import { UserId } from './common.js'
-import { ErrorReply } from './errors.js'
+import { errorResponse as e, type ErrorCode } from './errors.js'
 import type { RouteContract } from './routes.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -113,115 +114,120 @@ export const ChatClientFrames = {
 export type ChatClientFrameType = keyof typeof ChatClientFrames
 export type ChatClientFrame = ChatSessionInitFrame | ChatSendMessageFrame | ChatTypingFrame | ChatSessionCloseFrame
 
-export const ChatWelcomeFrame = Type.Object({
-  type: Type.Literal('welcome'),
-  connectionId: Type.String(),
-  user: Type.Object({ id: Type.String(), type: ChatUserType }),
-  serverTime: Type.String({ format: 'date-time' }),
-  limits: Type.Object({
-    maxMessageLength: Type.Integer(),
-    messagesPerMinute: Type.Integer(),
-    maxPayloadBytes: Type.Integer()
-  })
-})
+/** Server frames are closed (no property beyond these): a client may validate them strictly. */
+export const ChatWelcomeFrame = Type.Object(
+  {
+    type: Type.Literal('welcome'),
+    connectionId: Type.String(),
+    user: Type.Object({ id: Type.String(), type: ChatUserType }, { additionalProperties: false }),
+    serverTime: Type.String({ format: 'date-time' }),
+    limits: Type.Object(
+      {
+        maxMessageLength: Type.Integer(),
+        messagesPerMinute: Type.Integer(),
+        maxPayloadBytes: Type.Integer()
+      },
+      { additionalProperties: false }
+    )
+  },
+  { additionalProperties: false }
+)
 export type ChatWelcomeFrame = Static<typeof ChatWelcomeFrame>
 
-export const ChatSessionFrame = Type.Object({
-  type: Type.Literal('session'),
-  ref: Type.Optional(ChatFrameRef),
-  chatSessionId: ChatSessionId,
-  status: ChatSessionStatus,
-  /** Oldest first. */
-  history: Type.Array(ChatMessage),
-  /** True when every message after lastMessageId was replayed; false when history is the latest page instead. */
-  recovered: Type.Boolean(),
-  /** False when this connection may only read (an admin in another user's session). */
-  canWrite: Type.Boolean()
-})
+export const ChatSessionFrame = Type.Object(
+  {
+    type: Type.Literal('session'),
+    ref: Type.Optional(ChatFrameRef),
+    chatSessionId: ChatSessionId,
+    status: ChatSessionStatus,
+    /** Oldest first. */
+    history: Type.Array(ChatMessage),
+    /** True when every message after lastMessageId was replayed; false when history is the latest page instead. */
+    recovered: Type.Boolean(),
+    /** False when this connection may only read (an admin in another user's session). */
+    canWrite: Type.Boolean()
+  },
+  { additionalProperties: false }
+)
 export type ChatSessionFrame = Static<typeof ChatSessionFrame>
 
-export const ChatMessageFrame = Type.Object({
-  type: Type.Literal('message'),
-  ref: Type.Optional(ChatFrameRef),
-  id: ChatMessageId,
-  chatSessionId: ChatSessionId,
-  seq: Type.Integer({ minimum: 1 }),
-  sender: ChatSender,
-  content: Type.String(),
-  metadata: ChatJsonObject,
-  processingMs: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
-  createdAt: Type.String({ format: 'date-time' })
-})
+export const ChatMessageFrame = Type.Object(
+  {
+    type: Type.Literal('message'),
+    ref: Type.Optional(ChatFrameRef),
+    id: ChatMessageId,
+    chatSessionId: ChatSessionId,
+    seq: Type.Integer({ minimum: 1 }),
+    sender: ChatSender,
+    content: Type.String(),
+    metadata: ChatJsonObject,
+    processingMs: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+    createdAt: Type.String({ format: 'date-time' })
+  },
+  { additionalProperties: false }
+)
 export type ChatMessageFrame = Static<typeof ChatMessageFrame>
 
-export const ChatTypingServerFrame = Type.Object({
-  type: Type.Literal('typing'),
-  chatSessionId: ChatSessionId,
-  userId: Type.String(),
-  isTyping: Type.Boolean()
-})
+export const ChatTypingServerFrame = Type.Object(
+  {
+    type: Type.Literal('typing'),
+    chatSessionId: ChatSessionId,
+    userId: Type.String(),
+    isTyping: Type.Boolean()
+  },
+  { additionalProperties: false }
+)
 export type ChatTypingServerFrame = Static<typeof ChatTypingServerFrame>
 
-export const ChatSessionClosedFrame = Type.Object({
-  type: Type.Literal('session_closed'),
-  ref: Type.Optional(ChatFrameRef),
-  chatSessionId: ChatSessionId,
-  closedAt: Type.String({ format: 'date-time' }),
-  reason: Type.Union([Type.Literal('user'), Type.Literal('expired')])
-})
+export const ChatSessionClosedFrame = Type.Object(
+  {
+    type: Type.Literal('session_closed'),
+    ref: Type.Optional(ChatFrameRef),
+    chatSessionId: ChatSessionId,
+    closedAt: Type.String({ format: 'date-time' }),
+    reason: Type.Union([Type.Literal('user'), Type.Literal('expired')])
+  },
+  { additionalProperties: false }
+)
 export type ChatSessionClosedFrame = Static<typeof ChatSessionClosedFrame>
 
-/** Codes of the `error` frame. None of them closes the socket. */
-export const ChatErrorCodes = [
-  'EMPTY_MESSAGE',
-  'MESSAGE_TOO_LONG',
-  'RATE_LIMITED',
-  'INVALID_FRAME',
-  'UNKNOWN_TYPE',
-  'NO_SESSION',
-  'SESSION_NOT_FOUND',
-  'SESSION_CLOSED',
-  'FORBIDDEN',
-  /** Postgres is unreachable: nothing was stored; resend after retryAfterMs. */
-  'DATABASE_UNAVAILABLE',
-  /** The instance is shutting down: reconnect and resend. */
-  'SERVICE_UNAVAILABLE',
-  'INTERNAL_ERROR'
-] as const
-// Literal tuple (not .map) so that Static<> keeps the union.
-export const ChatErrorCode = Type.Union([
-  Type.Literal('EMPTY_MESSAGE'),
-  Type.Literal('MESSAGE_TOO_LONG'),
-  Type.Literal('RATE_LIMITED'),
-  Type.Literal('INVALID_FRAME'),
-  Type.Literal('UNKNOWN_TYPE'),
-  Type.Literal('NO_SESSION'),
-  Type.Literal('SESSION_NOT_FOUND'),
-  Type.Literal('SESSION_CLOSED'),
-  Type.Literal('FORBIDDEN'),
-  Type.Literal('DATABASE_UNAVAILABLE'),
-  Type.Literal('SERVICE_UNAVAILABLE'),
-  Type.Literal('INTERNAL_ERROR')
-])
-export type ChatErrorCode = Static<typeof ChatErrorCode>
+/**
+ * Codes of the WebSocket `error` frame, each with what it tells the client (not HTTP: no status).
+ * None of them closes the socket. Some share a name with an HTTP code (docs/errors.md) and mean the same.
+ */
+export const ChatErrorCatalogue = {
+  EMPTY_MESSAGE: { meaning: 'The message is empty; write something first' },
+  MESSAGE_TOO_LONG: { meaning: 'The message has more characters than allowed; shorten it' },
+  RATE_LIMITED: { meaning: 'Too many messages; resend after retryAfterMs' },
+  INVALID_FRAME: { meaning: 'The frame is not JSON text or does not match its type; fix the frame' },
+  UNKNOWN_TYPE: { meaning: 'No client frame has this type; send session_init, message, typing or session_close' },
+  NO_SESSION: { meaning: 'There is no chat session on this connection; send session_init first' },
+  SESSION_NOT_FOUND: { meaning: "No such chat session, or it is another user's; start a new one" },
+  SESSION_CLOSED: { meaning: 'The chat session is closed; start a new one with session_init' },
+  FORBIDDEN: { meaning: 'You may read this chat session but not write in it' },
+  DATABASE_UNAVAILABLE: { meaning: 'Postgres is unreachable and nothing was stored; resend after retryAfterMs' },
+  SERVICE_UNAVAILABLE: { meaning: 'The instance is shutting down; reconnect and resend' },
+  INTERNAL_ERROR: { meaning: 'A fault on our side; resend' }
+} as const satisfies Record<string, { meaning: string }>
 
-export const ChatErrorFrame = Type.Object({
-  type: Type.Literal('error'),
-  code: ChatErrorCode,
-  message: Type.String(),
-  retryable: Type.Boolean(),
-  retryAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
-  ref: Type.Optional(ChatFrameRef)
-})
+export type ChatErrorCode = keyof typeof ChatErrorCatalogue
+export const ChatErrorCodes = Object.keys(ChatErrorCatalogue).filter((code): code is ChatErrorCode => Object.hasOwn(ChatErrorCatalogue, code))
+export const ChatErrorCode = Type.Unsafe<ChatErrorCode>({ type: 'string', enum: ChatErrorCodes })
+
+export const ChatErrorFrame = Type.Object(
+  {
+    type: Type.Literal('error'),
+    code: ChatErrorCode,
+    message: Type.String(),
+    retryable: Type.Boolean(),
+    retryAfterMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    ref: Type.Optional(ChatFrameRef)
+  },
+  { additionalProperties: false }
+)
 export type ChatErrorFrame = Static<typeof ChatErrorFrame>
 
-export type ChatServerFrame =
-  | ChatWelcomeFrame
-  | ChatSessionFrame
-  | ChatMessageFrame
-  | ChatTypingServerFrame
-  | ChatSessionClosedFrame
-  | ChatErrorFrame
+export type ChatServerFrame = ChatWelcomeFrame | ChatSessionFrame | ChatMessageFrame | ChatTypingServerFrame | ChatSessionClosedFrame | ChatErrorFrame
 
 /**
  * What chat instances exchange on core NATS `chat.live.<chatSessionId>` (not a public API):
@@ -304,7 +310,7 @@ export const ChatCleanupReply = Type.Object({
 })
 export type ChatCleanupReply = Static<typeof ChatCleanupReply>
 
-export const ChatRestErrorCodes = ['SESSION_NOT_FOUND', 'CONTEXT_TOO_LARGE', 'INVALID_CURSOR'] as const
+export const ChatRestErrorCodes = ['SESSION_NOT_FOUND', 'CONTEXT_TOO_LARGE', 'INVALID_CURSOR'] as const satisfies readonly ErrorCode[]
 
 // ---------------------------------------------------------------------------------------------
 // Events (JetStream, through the outbox)
@@ -362,47 +368,72 @@ export type ChatMessageCreated = Static<typeof ChatMessageCreated>
 // Public routes (through the gateway)
 // ---------------------------------------------------------------------------------------------
 
-const e = (description: string) => ({ description, schema: ErrorReply })
-const authErrors = { 400: e('Bad input (VALIDATION_ERROR)'), 401: e('TOKEN_MISSING / TOKEN_INVALID / TOKEN_EXPIRED'), 403: e('FORBIDDEN') }
-const notFound = { 404: e('SESSION_NOT_FOUND (also for another user\'s session)') }
+const authErrors = { 400: e(['VALIDATION_ERROR']), 401: e(['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED']), 403: e(['FORBIDDEN']) }
+const notFound = { 404: e(['SESSION_NOT_FOUND'], "also for another user's session") }
 
 /** The chat API as published through the gateway. */
 export const ChatRoutes: RouteContract[] = [
   {
-    method: 'GET', path: '/ws/chat', tag: 'chat', auth: 'none',
+    method: 'GET',
+    path: '/ws/chat',
+    tag: 'chat',
+    auth: 'none',
     summary:
       'WebSocket upgrade. Token in ?token= or Sec-WebSocket-Protocol (anonymous when allowed); frames: ' +
       'session_init, message, typing, session_close → welcome, session, message, typing, session_closed, error',
     responses: { 101: { description: 'Switching Protocols; closes 4401 on a bad token' } }
   },
   {
-    method: 'GET', path: '/api/v1/chat/sessions', tag: 'chat', auth: 'user',
+    method: 'GET',
+    path: '/api/v1/chat/sessions',
+    tag: 'chat',
+    auth: 'user',
     summary: 'List my chat sessions, newest first (admin: ?userId=)',
     querystring: ChatSessionListQuery,
-    responses: { 200: { description: 'A page of sessions', schema: ChatSessionList }, ...authErrors }
+    responses: { 200: { description: 'A page of sessions', schema: ChatSessionList }, ...authErrors, 400: e(['VALIDATION_ERROR', 'INVALID_CURSOR']) }
   },
   {
-    method: 'GET', path: '/api/v1/chat/sessions/{id}/messages', tag: 'chat', auth: 'user',
-    summary: 'A page of a session\'s messages, oldest first; page back with ?before=<nextCursor>',
-    params: ChatSessionParams, querystring: ChatMessageListQuery,
+    method: 'GET',
+    path: '/api/v1/chat/sessions/{id}/messages',
+    tag: 'chat',
+    auth: 'user',
+    summary: "A page of a session's messages, oldest first; page back with ?before=<nextCursor>",
+    params: ChatSessionParams,
+    querystring: ChatMessageListQuery,
     responses: { 200: { description: 'A page of messages', schema: ChatMessageList }, ...notFound, ...authErrors }
   },
   {
-    method: 'PATCH', path: '/api/v1/chat/sessions/{id}/context', tag: 'chat', auth: 'user',
-    summary: 'Merge into the session context (JSON merge patch)', params: ChatSessionParams, body: ChatContextPatch,
+    method: 'PATCH',
+    path: '/api/v1/chat/sessions/{id}/context',
+    tag: 'chat',
+    auth: 'user',
+    summary: 'Merge into the session context (JSON merge patch)',
+    params: ChatSessionParams,
+    body: ChatContextPatch,
     responses: {
-      200: { description: 'The updated session', schema: ChatSession }, ...notFound,
-      422: e('CONTEXT_TOO_LARGE'), ...authErrors
+      200: { description: 'The updated session', schema: ChatSession },
+      ...notFound,
+      422: e(['CONTEXT_TOO_LARGE']),
+      ...authErrors
     }
   },
   {
-    method: 'POST', path: '/api/v1/chat/sessions/{id}/close', tag: 'chat', auth: 'user',
-    summary: 'Close the session (idempotent); live connections get session_closed', params: ChatSessionParams,
+    method: 'POST',
+    path: '/api/v1/chat/sessions/{id}/close',
+    tag: 'chat',
+    auth: 'user',
+    summary: 'Close the session (idempotent); live connections get session_closed',
+    params: ChatSessionParams,
     responses: { 200: { description: 'The closed session', schema: ChatSession }, ...notFound, ...authErrors }
   },
   {
-    method: 'PUT', path: '/api/v1/chat/sessions/{id}/rating', tag: 'chat', auth: 'user',
-    summary: 'Rate the session 1..5', params: ChatSessionParams, body: ChatRatingBody,
+    method: 'PUT',
+    path: '/api/v1/chat/sessions/{id}/rating',
+    tag: 'chat',
+    auth: 'user',
+    summary: 'Rate the session 1..5',
+    params: ChatSessionParams,
+    body: ChatRatingBody,
     responses: { 200: { description: 'The rated session', schema: ChatSession }, ...notFound, ...authErrors }
   }
 ]

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { EventEnvelope } from './events.js'
-import { ErrorReply } from './errors.js'
+import { errorResponse as e, type ErrorCode } from './errors.js'
 import type { RouteContract } from './routes.js'
 
 /** The kinds of session the cleanup worker expires, each owned by one service. */
@@ -172,7 +172,7 @@ export const CleanupErrorCodes = [
   'CLEANUP_RUN_NOT_FOUND',
   'QUEUE_UNAVAILABLE',
   'INVALID_CURSOR'
-] as const
+] as const satisfies readonly ErrorCode[]
 
 // ---- BullMQ job data (validated by the worker when it takes a job) ---------------------------------
 
@@ -210,43 +210,60 @@ export type CleanupRunCompleted = Static<typeof CleanupRunCompleted>
 
 // ---- route contracts --------------------------------------------------------------------------------
 
-const e = (description: string) => ({ description, schema: ErrorReply })
-const adminErrors = { 401: e('TOKEN_MISSING / TOKEN_INVALID / TOKEN_EXPIRED'), 403: e('FORBIDDEN: admin role required') }
-const dbDown = { 503: e('DATABASE_UNAVAILABLE (Retry-After)') }
+const adminErrors = { 401: e(['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED']), 403: e(['FORBIDDEN'], 'admin role required') }
+const dbDown = { 503: e(['DATABASE_UNAVAILABLE'], 'with Retry-After') }
 
 /** The cleanup worker's admin API as published through the gateway. */
 export const CleanupRoutes: RouteContract[] = [
   {
-    method: 'GET', path: '/api/v1/admin/cleanup/runs', tag: 'cleanup', auth: 'admin',
+    method: 'GET',
+    path: '/api/v1/admin/cleanup/runs',
+    tag: 'cleanup',
+    auth: 'admin',
     summary: 'Run history, newest first, filtered by kind, status or trigger',
     querystring: CleanupRunListQuery,
     responses: {
       200: { description: 'A page of runs', schema: CleanupRunList },
-      400: e('UNKNOWN_CLEANUP_KIND / INVALID_CURSOR / VALIDATION_ERROR'), ...adminErrors, ...dbDown
+      400: e(['UNKNOWN_CLEANUP_KIND', 'INVALID_CURSOR', 'VALIDATION_ERROR']),
+      ...adminErrors,
+      ...dbDown
     }
   },
   {
-    method: 'GET', path: '/api/v1/admin/cleanup/runs/{id}', tag: 'cleanup', auth: 'admin',
-    summary: 'One run', params: CleanupRunParams,
+    method: 'GET',
+    path: '/api/v1/admin/cleanup/runs/{id}',
+    tag: 'cleanup',
+    auth: 'admin',
+    summary: 'One run',
+    params: CleanupRunParams,
     responses: {
       200: { description: 'The run', schema: CleanupRun },
-      400: e('VALIDATION_ERROR'), 404: e('CLEANUP_RUN_NOT_FOUND'), ...adminErrors, ...dbDown
+      400: e(['VALIDATION_ERROR']),
+      404: e(['CLEANUP_RUN_NOT_FOUND']),
+      ...adminErrors,
+      ...dbDown
     }
   },
   {
-    method: 'POST', path: '/api/v1/admin/cleanup/run', tag: 'cleanup', auth: 'admin',
+    method: 'POST',
+    path: '/api/v1/admin/cleanup/run',
+    tag: 'cleanup',
+    auth: 'admin',
     summary: 'Run one kind now, through the same queue as the schedules',
     body: StartCleanupRunBody,
     responses: {
       200: { description: 'The run finished within CLEANUP_RUN_WAIT_MS: its result', schema: CleanupRun },
       202: { description: 'Still queued or running: poll Location (/api/v1/admin/cleanup/runs/{id})', schema: CleanupRun },
-      400: e('UNKNOWN_CLEANUP_KIND / CLEANUP_AGE_REQUIRED / CLEANUP_AGE_NOT_SUPPORTED / VALIDATION_ERROR'),
+      400: e(['UNKNOWN_CLEANUP_KIND', 'CLEANUP_AGE_REQUIRED', 'CLEANUP_AGE_NOT_SUPPORTED', 'VALIDATION_ERROR']),
       ...adminErrors,
-      503: e('QUEUE_UNAVAILABLE / DATABASE_UNAVAILABLE (Retry-After)')
+      503: e(['QUEUE_UNAVAILABLE', 'DATABASE_UNAVAILABLE'], 'with Retry-After')
     }
   },
   {
-    method: 'GET', path: '/api/v1/admin/cleanup/metrics', tag: 'cleanup', auth: 'admin',
+    method: 'GET',
+    path: '/api/v1/admin/cleanup/metrics',
+    tag: 'cleanup',
+    auth: 'admin',
     summary: 'Per kind: active and expired sessions, runs, last cleanup, average session duration; worker memory',
     responses: { 200: { description: 'The figures', schema: CleanupMetricsReply }, ...adminErrors, ...dbDown }
   }

@@ -25,7 +25,7 @@ export function degradationReason(mode: string): string {
 
 /** What the helpers need of a reply; Fastify's reply fits. */
 export interface DegradationTarget {
-  getHeader(name: string): unknown
+  getHeader(name: string): string | number | string[] | undefined
   header(name: string, value: string): unknown
 }
 
@@ -64,5 +64,8 @@ export function degradationHeaders(modes: readonly string[]): Record<string, str
 }
 
 function splitModes(value: string): string[] {
-  return value.split(',').map((m) => m.trim()).filter(Boolean)
+  return value
+    .split(',')
+    .map((m) => m.trim())
+    .filter(Boolean)
 }

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { ReadyReply } from './common.js'
-import { ErrorReply } from './errors.js'
+import { errorResponse } from './errors.js'
 import type { RouteContract } from './routes.js'
 
 export const BreakerState = Type.Union([Type.Literal('closed'), Type.Literal('open'), Type.Literal('half_open')])
@@ -58,7 +58,10 @@ export type GatewayHealthReply = Static<typeof GatewayHealthReply>
 /** The gateway's own public routes. */
 export const GatewayRoutes: RouteContract[] = [
   {
-    method: 'GET', path: '/health', tag: 'gateway', auth: 'none',
+    method: 'GET',
+    path: '/health',
+    tag: 'gateway',
+    auth: 'none',
     summary: 'Health of the gateway and of every upstream instance (breaker, last probe), Redis and NATS',
     responses: {
       200: { description: 'healthy, or degraded: an instance, a breaker, Redis or NATS is not well', schema: GatewayHealthReply },
@@ -66,16 +69,22 @@ export const GatewayRoutes: RouteContract[] = [
     }
   },
   {
-    method: 'GET', path: '/ready', tag: 'gateway', auth: 'none',
+    method: 'GET',
+    path: '/ready',
+    tag: 'gateway',
+    auth: 'none',
     summary: 'Readiness for orchestrators',
     responses: { 200: { description: 'ready or degraded', schema: ReadyReply }, 503: { description: 'not ready', schema: ReadyReply } }
   },
   {
-    method: 'GET', path: '/metrics', tag: 'gateway', auth: 'none',
+    method: 'GET',
+    path: '/metrics',
+    tag: 'gateway',
+    auth: 'none',
     summary: 'Prometheus metrics (may be restricted to METRICS_ALLOW addresses)',
     responses: {
       200: { description: 'text/plain exposition format' },
-      403: { description: 'FORBIDDEN: not asked from a METRICS_ALLOW address', schema: ErrorReply }
+      403: errorResponse(['FORBIDDEN'], 'not asked from a METRICS_ALLOW address')
     }
   }
 ]

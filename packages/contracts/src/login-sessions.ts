@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { EventEnvelope } from './events.js'
 import { UserId } from './common.js'
-import { ErrorReply } from './errors.js'
+import { errorResponse as e, type ErrorCode } from './errors.js'
 import type { RouteContract } from './routes.js'
 
 /** A login session id: the JWT's `sid` claim. */
@@ -176,37 +176,63 @@ export const LoginSessionErrorCodes = [
   'SESSION_ENDED',
   'SECURITY_VIOLATION',
   'CONCURRENT_SESSION_LIMIT',
-  'LOGIN_SESSION_NOT_FOUND'
-] as const
+  'LOGIN_SESSION_NOT_FOUND',
+  'OTHERS_REQUIRED',
+  'SESSION_SERVICE_UNAVAILABLE'
+] as const satisfies readonly ErrorCode[]
 
-const e = (description: string) => ({ description, schema: ErrorReply })
-const authErrors = { 400: e('VALIDATION_ERROR'), 401: e('TOKEN_* / SESSION_REQUIRED / SESSION_ENDED'), 403: e('FORBIDDEN / SECURITY_VIOLATION') }
+const authErrors = {
+  400: e(['VALIDATION_ERROR']),
+  401: e(['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REQUIRED', 'SESSION_ENDED']),
+  403: e(['FORBIDDEN', 'SECURITY_VIOLATION'])
+}
 
 /** The login-session API as published through the gateway. */
 export const LoginSessionRoutes: RouteContract[] = [
   {
-    method: 'GET', path: '/api/v1/login-sessions', tag: 'login sessions', auth: 'user',
+    method: 'GET',
+    path: '/api/v1/login-sessions',
+    tag: 'login sessions',
+    auth: 'user',
     summary: 'My login sessions (devices), newest first; the current one has current: true (admin: ?userId=)',
     querystring: LoginSessionListQuery,
-    responses: { 200: { description: 'A page of login sessions', schema: LoginSessionList }, ...authErrors }
+    responses: {
+      200: { description: 'A page of login sessions', schema: LoginSessionList },
+      ...authErrors,
+      400: e(['VALIDATION_ERROR', 'INVALID_CURSOR'])
+    }
   },
   {
-    method: 'DELETE', path: '/api/v1/login-sessions/{id}', tag: 'login sessions', auth: 'user',
-    summary: 'Revoke one of my login sessions', params: LoginSessionParams,
-    responses: { 204: { description: 'Ended (reason revoked)' }, 404: e('LOGIN_SESSION_NOT_FOUND'), ...authErrors }
+    method: 'DELETE',
+    path: '/api/v1/login-sessions/{id}',
+    tag: 'login sessions',
+    auth: 'user',
+    summary: 'Revoke one of my login sessions',
+    params: LoginSessionParams,
+    responses: { 204: { description: 'Ended (reason revoked)' }, 404: e(['LOGIN_SESSION_NOT_FOUND']), ...authErrors }
   },
   {
-    method: 'DELETE', path: '/api/v1/login-sessions', tag: 'login sessions', auth: 'user',
-    summary: 'With ?others=true: end all my login sessions but the current one', querystring: RevokeQuery,
-    responses: { 200: { description: 'How many ended', schema: RevokeReply }, ...authErrors }
+    method: 'DELETE',
+    path: '/api/v1/login-sessions',
+    tag: 'login sessions',
+    auth: 'user',
+    summary: 'With ?others=true: end all my login sessions but the current one',
+    querystring: RevokeQuery,
+    responses: { 200: { description: 'How many ended', schema: RevokeReply }, ...authErrors, 400: e(['OTHERS_REQUIRED', 'VALIDATION_ERROR']) }
   },
   {
-    method: 'POST', path: '/api/v1/login-sessions/logout', tag: 'login sessions', auth: 'user',
+    method: 'POST',
+    path: '/api/v1/login-sessions/logout',
+    tag: 'login sessions',
+    auth: 'user',
     summary: 'End the current login session (reason logout)',
     responses: { 204: { description: 'Logged out' }, ...authErrors }
   },
   {
-    method: 'GET', path: '/api/v1/login-sessions/metrics', tag: 'login sessions', auth: 'admin',
+    method: 'GET',
+    path: '/api/v1/login-sessions/metrics',
+    tag: 'login sessions',
+    auth: 'admin',
     summary: 'Login-session metrics: active, started, ended and violations by reason, averages',
     responses: { 200: { description: 'Metrics', schema: LoginSessionMetrics }, ...authErrors }
   }

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { EventEnvelope } from './events.js'
 import { UserId } from './common.js'
-import { ErrorReply } from './errors.js'
+import { errorResponse as e, type ErrorCode } from './errors.js'
 import type { RouteContract } from './routes.js'
 
 /**
@@ -63,7 +63,7 @@ export const NamedSessionErrorCodes = [
   'ACTIVE_SESSION_DELETION',
   'INVALID_TITLE',
   'INVALID_CURSOR'
-] as const
+] as const satisfies readonly ErrorCode[]
 
 export const NamedSessionEventData = Type.Object({
   sessionId: Type.String({ format: 'uuid' }),
@@ -85,41 +85,68 @@ export const NamedSessionActivated = EventEnvelope(NamedSessionSubjects.activate
 export const NamedSessionDeleted = EventEnvelope(NamedSessionSubjects.deleted, NamedSessionEventData)
 export type NamedSessionCreated = Static<typeof NamedSessionCreated>
 
-const e = (description: string) => ({ description, schema: ErrorReply })
-const authErrors = { 400: e('Bad input (VALIDATION_ERROR)'), 401: e('TOKEN_MISSING / TOKEN_INVALID / TOKEN_EXPIRED'), 403: e('FORBIDDEN') }
+const authErrors = { 400: e(['VALIDATION_ERROR']), 401: e(['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED']), 403: e(['FORBIDDEN']) }
 
 /** The named-session API as published through the gateway. */
 export const NamedSessionRoutes: RouteContract[] = [
   {
-    method: 'GET', path: '/api/v1/sessions', tag: 'named sessions', auth: 'user',
+    method: 'GET',
+    path: '/api/v1/sessions',
+    tag: 'named sessions',
+    auth: 'user',
     summary: 'List my named sessions, newest first (admin: ?userId=)',
     querystring: NamedSessionListQuery,
-    responses: { 200: { description: 'A page of sessions', schema: NamedSessionList }, ...authErrors }
+    responses: { 200: { description: 'A page of sessions', schema: NamedSessionList }, ...authErrors, 400: e(['VALIDATION_ERROR', 'INVALID_CURSOR']) }
   },
   {
-    method: 'GET', path: '/api/v1/sessions/active', tag: 'named sessions', auth: 'user',
-    summary: 'The id of my active session', querystring: UserScopeQuery,
-    responses: { 200: { description: 'The active id', schema: ActiveSessionReply }, 404: e('NO_ACTIVE_SESSION'), ...authErrors }
+    method: 'GET',
+    path: '/api/v1/sessions/active',
+    tag: 'named sessions',
+    auth: 'user',
+    summary: 'The id of my active session',
+    querystring: UserScopeQuery,
+    responses: { 200: { description: 'The active id', schema: ActiveSessionReply }, 404: e(['NO_ACTIVE_SESSION']), ...authErrors }
   },
   {
-    method: 'POST', path: '/api/v1/sessions', tag: 'named sessions', auth: 'user',
-    summary: 'Create a session; it becomes the active one', querystring: UserScopeQuery, body: CreateNamedSessionBody,
+    method: 'POST',
+    path: '/api/v1/sessions',
+    tag: 'named sessions',
+    auth: 'user',
+    summary: 'Create a session; it becomes the active one',
+    querystring: UserScopeQuery,
+    body: CreateNamedSessionBody,
     responses: {
       201: { description: 'Created and active', schema: NamedSession },
-      409: e('DUPLICATE_SESSION_TITLE'), 422: e('INVALID_TITLE'), ...authErrors
+      409: e(['DUPLICATE_SESSION_TITLE']),
+      422: e(['INVALID_TITLE']),
+      ...authErrors
     }
   },
   {
-    method: 'POST', path: '/api/v1/sessions/active/{title}', tag: 'named sessions', auth: 'user',
-    summary: 'Make the session with this title the active one', params: TitleParams, querystring: UserScopeQuery,
-    responses: { 200: { description: 'Now active', schema: NamedSession }, 404: e('SESSION_NOT_FOUND'), 422: e('INVALID_TITLE'), ...authErrors }
+    method: 'POST',
+    path: '/api/v1/sessions/active/{title}',
+    tag: 'named sessions',
+    auth: 'user',
+    summary: 'Make the session with this title the active one',
+    params: TitleParams,
+    querystring: UserScopeQuery,
+    responses: { 200: { description: 'Now active', schema: NamedSession }, 404: e(['SESSION_NOT_FOUND']), 422: e(['INVALID_TITLE']), ...authErrors }
   },
   {
-    method: 'DELETE', path: '/api/v1/sessions/{title}', tag: 'named sessions', auth: 'user',
-    summary: 'Delete an inactive session', params: TitleParams, querystring: UserScopeQuery,
+    method: 'DELETE',
+    path: '/api/v1/sessions/{title}',
+    tag: 'named sessions',
+    auth: 'user',
+    summary: 'Delete an inactive session',
+    params: TitleParams,
+    querystring: UserScopeQuery,
     responses: {
-      204: { description: 'Deleted' }, 400: e('ACTIVE_SESSION_DELETION or VALIDATION_ERROR'),
-      401: authErrors[401], 403: authErrors[403], 404: e('SESSION_NOT_FOUND'), 422: e('INVALID_TITLE')
+      204: { description: 'Deleted' },
+      400: e(['ACTIVE_SESSION_DELETION', 'VALIDATION_ERROR']),
+      401: authErrors[401],
+      403: authErrors[403],
+      404: e(['SESSION_NOT_FOUND']),
+      422: e(['INVALID_TITLE'])
     }
   }
 ]

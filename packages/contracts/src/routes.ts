@@ -1,4 +1,5 @@
 import type { TSchema } from 'typebox'
+import type { ErrorCode } from './errors.js'
 
 /** One public route as the gateway documents it in OpenAPI (/docs): every service lists its own. */
 export interface RouteContract {
@@ -12,6 +13,6 @@ export interface RouteContract {
   params?: TSchema
   querystring?: TSchema
   body?: TSchema
-  /** Status → description and, unless empty, the reply schema. */
-  responses: Record<number, { description: string; schema?: TSchema }>
+  /** Status → description, unless empty the reply schema, and for an error the codes it may carry (`errorResponse`). */
+  responses: Record<number, { description: string; schema?: TSchema; codes?: readonly ErrorCode[] }>
 }

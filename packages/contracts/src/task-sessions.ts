@@ -1,7 +1,7 @@
 import { Type, type Static, type TSchema } from 'typebox'
 import { EventEnvelope, ReceivedEventEnvelope } from './events.js'
 import { UserId } from './common.js'
-import { ErrorReply } from './errors.js'
+import { errorResponse as e, type ErrorCode } from './errors.js'
 import type { RouteContract } from './routes.js'
 
 /** Background task types (task-session seed). Scraping tasks never get a session. */
@@ -88,8 +88,10 @@ export const TaskSessionErrorCodes = [
   'INVALID_CURSOR',
   'INVALID_EVENT_ENVELOPE',
   'UNKNOWN_EVENT_TYPE',
-  'INVALID_EVENT_DATA'
-] as const
+  'INVALID_EVENT_DATA',
+  'INVALID_JSON',
+  'UNSUPPORTED_MEDIA_TYPE'
+] as const satisfies readonly ErrorCode[]
 
 // ---- events in: task lifecycle, published by task producers --------------------------------------
 
@@ -210,46 +212,69 @@ export const TaskSessionCleanupReply = Type.Object({
 })
 export type TaskSessionCleanupReply = Static<typeof TaskSessionCleanupReply>
 
-const e = (description: string) => ({ description, schema: ErrorReply })
-const authErrors = { 401: e('TOKEN_MISSING / TOKEN_INVALID / TOKEN_EXPIRED'), 403: e('FORBIDDEN') }
-const unavailable = { 503: e('DATABASE_UNAVAILABLE (Retry-After)') }
+const authErrors = { 401: e(['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED']), 403: e(['FORBIDDEN']) }
+const unavailable = { 503: e(['DATABASE_UNAVAILABLE'], 'with Retry-After') }
 
 /** The task-session API as published through the gateway. */
 export const TaskSessionRoutes: RouteContract[] = [
   {
-    method: 'GET', path: '/api/v1/task-sessions/{shortId}', tag: 'task sessions', auth: 'user',
+    method: 'GET',
+    path: '/api/v1/task-sessions/{shortId}',
+    tag: 'task sessions',
+    auth: 'user',
     summary: 'Sessions of a short id, oldest first (a user sees their own; admin and service see all)',
-    params: ShortIdParams, querystring: TaskSessionListQuery,
+    params: ShortIdParams,
+    querystring: TaskSessionListQuery,
     responses: {
       200: { description: 'A page of sessions', schema: TaskSessionList },
-      400: e('INVALID_SHORT_ID / INVALID_CURSOR / VALIDATION_ERROR'), ...authErrors, ...unavailable
+      400: e(['INVALID_SHORT_ID', 'INVALID_CURSOR', 'VALIDATION_ERROR']),
+      ...authErrors,
+      ...unavailable
     }
   },
   {
-    method: 'GET', path: '/api/v1/task-sessions/task/{taskId}', tag: 'task sessions', auth: 'user',
-    summary: 'The session of a task', params: TaskIdParams,
+    method: 'GET',
+    path: '/api/v1/task-sessions/task/{taskId}',
+    tag: 'task sessions',
+    auth: 'user',
+    summary: 'The session of a task',
+    params: TaskIdParams,
     responses: {
       200: { description: 'The session', schema: TaskSession },
-      400: e('INVALID_TASK_ID'), 404: e('TASK_SESSION_NOT_FOUND'), ...authErrors, ...unavailable
+      400: e(['INVALID_TASK_ID']),
+      404: e(['TASK_SESSION_NOT_FOUND']),
+      ...authErrors,
+      ...unavailable
     }
   },
   {
-    method: 'DELETE', path: '/api/v1/task-sessions/task/{taskId}', tag: 'task sessions', auth: 'user',
-    summary: 'Remove the session of a task', params: TaskIdParams,
+    method: 'DELETE',
+    path: '/api/v1/task-sessions/task/{taskId}',
+    tag: 'task sessions',
+    auth: 'user',
+    summary: 'Remove the session of a task',
+    params: TaskIdParams,
     responses: {
       204: { description: 'Removed' },
-      400: e('INVALID_TASK_ID'), 404: e('TASK_SESSION_NOT_FOUND'), ...authErrors, ...unavailable
+      400: e(['INVALID_TASK_ID']),
+      404: e(['TASK_SESSION_NOT_FOUND']),
+      ...authErrors,
+      ...unavailable
     }
   },
   {
-    method: 'POST', path: '/api/v1/task-sessions/events', tag: 'task sessions', auth: 'service',
+    method: 'POST',
+    path: '/api/v1/task-sessions/events',
+    tag: 'task sessions',
+    auth: 'service',
     summary: 'Task lifecycle event for producers that cannot publish to NATS (same handling; CloudEvents structured or binary mode)',
     body: TaskEventReceived,
     responses: {
       200: { description: 'Applied (a duplicate changes nothing)', schema: TaskEventAccepted },
-      400: e('INVALID_EVENT_ENVELOPE / UNKNOWN_EVENT_TYPE / INVALID_EVENT_DATA / INVALID_JSON'),
-      415: e('UNSUPPORTED_MEDIA_TYPE (batched mode, another event format, or a body that is no event)'),
-      ...authErrors, ...unavailable
+      400: e(['INVALID_EVENT_ENVELOPE', 'UNKNOWN_EVENT_TYPE', 'INVALID_EVENT_DATA', 'INVALID_JSON']),
+      415: e(['UNSUPPORTED_MEDIA_TYPE'], 'batched mode, another event format, or a body that is no event'),
+      ...authErrors,
+      ...unavailable
     }
   }
 ]

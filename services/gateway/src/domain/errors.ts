@@ -1,30 +1,26 @@
-import createError from '@fastify/error'
+import { defineError } from '@platform/kit'
 
-/** The gateway's own codes (docs/architecture.md, Failure behaviour). Each carries its status. */
-export const UpstreamError = createError('UPSTREAM_ERROR', 'The %s service could not be reached or broke the connection; retry later', 502)
-export const UpstreamTimeoutError = createError('UPSTREAM_TIMEOUT', 'The %s service did not answer in time; retry later', 504)
-export const CircuitOpenError = createError(
+/** The gateway's own codes (docs/errors.md); each takes its status from the catalogue. */
+export const UpstreamError = defineError('UPSTREAM_ERROR', 'The %s service could not be reached or broke the connection; retry later')
+export const UpstreamTimeoutError = defineError('UPSTREAM_TIMEOUT', 'The %s service did not answer in time; retry later')
+export const CircuitOpenError = defineError(
   'CIRCUIT_OPEN',
-  'The %s service is unavailable after repeated failures; retry after the time in Retry-After',
-  503
+  'The %s service is unavailable after repeated failures; retry after the time in Retry-After'
 )
-export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests: retry after %s seconds (Retry-After)', 429)
-export const PayloadTooLargeError = createError('PAYLOAD_TOO_LARGE', 'The body is larger than the %s bytes the gateway accepts', 413)
+export const RateLimitedError = defineError('RATE_LIMITED', 'Too many requests: retry after %s seconds (Retry-After)')
+export const PayloadTooLargeError = defineError('PAYLOAD_TOO_LARGE', 'The body is larger than the %s bytes the gateway accepts')
 /** A service answered 413 and the connection broke before its answer was whole (see UpstreamRefusedError). */
-export const ServicePayloadTooLargeError = createError('PAYLOAD_TOO_LARGE', 'The body is larger than the %s service accepts', 413)
+export const ServicePayloadTooLargeError = defineError('PAYLOAD_TOO_LARGE', 'The body is larger than the %s service accepts')
 /** The same for another 4xx: its status is kept (set on the instance), its body was lost. */
-export const ServiceRefusedError = createError(
+export const ServiceRefusedError = defineError(
   'UPSTREAM_REFUSED',
-  'The %s service refused the request and closed the connection before its answer was complete',
-  400
+  'The %s service refused the request and closed the connection before its answer was complete'
 )
-/** Never seen by the client (it left); 400 keeps it out of the error log. */
-export const ClientAbortedError = createError('CLIENT_ABORTED', 'The client closed the request before its body was complete', 400)
-export const NotFoundError = createError('NOT_FOUND', 'No route %s %s', 404)
-export const UriTooLongError = createError('URI_TOO_LONG', 'The path and query are longer than the %s characters the gateway accepts', 414)
-export const MetricsForbiddenError = createError('FORBIDDEN', 'Metrics are not available from this address', 403)
+/** Never seen by the client (it left); its 4xx keeps it out of the error log. */
+export const ClientAbortedError = defineError('CLIENT_ABORTED', 'The client closed the request before its body was complete')
+export const NotFoundError = defineError('NOT_FOUND', 'No route %s %s')
+export const UriTooLongError = defineError('URI_TOO_LONG', 'The path and query are longer than the %s characters the gateway accepts')
+export const MetricsForbiddenError = defineError('FORBIDDEN', 'Metrics are not available from this address')
 
-/** An error that also tells the client when to retry (the error handler turns it into Retry-After). */
-export function withRetryAfter<E extends Error>(err: E, seconds: number): E & { retryAfter: number } {
-  return Object.assign(err, { retryAfter: Math.max(1, Math.ceil(seconds)) })
-}
+/** Kit's (one helper for every service), kept here for the gateway's own imports. */
+export { withRetryAfter } from '@platform/kit'

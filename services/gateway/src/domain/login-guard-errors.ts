@@ -1,18 +1,16 @@
-import createError from '@fastify/error'
+import { defineError } from '@platform/kit'
 
 /** The spec's replies (error titles and messages) for the session guard. */
-export const SessionRequiredError = createError('SESSION_REQUIRED', 'This token carries no login session (sid claim); log in again', 401)
-export const SessionEndedError = createError('SESSION_ENDED', 'Your session has ended (%s). Please log in again.', 401)
-const SecurityViolationError = createError(
+export const SessionRequiredError = defineError('SESSION_REQUIRED', 'This token carries no login session (sid claim); log in again')
+export const SessionEndedError = defineError('SESSION_ENDED', 'Your session has ended (%s). Please log in again.')
+const SecurityViolationError = defineError(
   'SECURITY_VIOLATION',
-  'Your session has been terminated due to security concerns. Please log in again.',
-  403
+  'Your session has been terminated due to security concerns. Please log in again.'
 )
-const ConcurrentSessionLimitError = createError('CONCURRENT_SESSION_LIMIT', 'You have too many active sessions. Please try again.', 429)
-export const SessionServiceUnavailableError = createError(
+const ConcurrentSessionLimitError = defineError('CONCURRENT_SESSION_LIMIT', 'You have too many active sessions. Please try again.')
+export const SessionServiceUnavailableError = defineError(
   'SESSION_SERVICE_UNAVAILABLE',
-  'Login sessions cannot be checked right now; retry after the time in Retry-After',
-  503
+  'Login sessions cannot be checked right now; retry after the time in Retry-After'
 )
 
 export const securityViolation = (): Error => Object.assign(new SecurityViolationError(), { title: 'Security violation detected' })
