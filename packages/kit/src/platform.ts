@@ -1,10 +1,11 @@
 import fp from 'fastify-plugin'
 import { TypeBoxValidatorCompiler, registerAjvFormats } from '@fastify/type-provider-typebox'
 import type { StreamKey } from '@platform/contracts'
+import { UriTooLongError } from './errors.js'
 import { errorHandlerPlugin } from './plugins/error-handler.js'
-import { metricsPlugin } from './plugins/metrics.js'
+import { metricsPlugin, type MetricsOptions } from './plugins/metrics.js'
 import { bodyDrainPlugin, drainOptions } from './plugins/body-drain.js'
-import { healthPlugin } from './plugins/health.js'
+import { healthPlugin, type HealthReport } from './plugins/health.js'
 import { authOptions, authPlugin } from './plugins/auth.js'
 import { dbPlugin } from './plugins/db.js'
 import { redisPlugin } from './plugins/redis.js'
@@ -16,15 +17,25 @@ export interface PlatformOptions {
   config: ServiceConfig
   /** Each external client is opt-in: a service loads only what it uses. */
   postgres?: boolean
-  redis?: boolean
+  /** autoPipelining batches the commands of one tick into one write (the gateway: one call per request). */
+  redis?: boolean | { autoPipelining: boolean }
   nats?: { streams: StreamKey[] }
   outbox?: boolean
+  /** A /health of the service's own in place of the default (dependency states). */
+  health?: HealthReport
+  metrics?: MetricsOptions
+  /** Longest path and query accepted: 414 URI_TOO_LONG beyond. Unset: Node's header limit bounds it. */
+  maxUrlLength?: number
+  /** The body drain's bound when the largest body read is not BODY_LIMIT_BYTES. */
+  drainBytes?: number
+  /** The JWKS re-fetch clock (ms); tests move it. */
+  now?: () => number
 }
 
 registerAjvFormats()
 
 /**
- * The external plugins every service loads first, always in this order: error handler, metrics, body
+ * The kit's plugins every service loads first, always in this order: error handler, metrics, body
  * drain, health, auth, then Postgres, Redis, NATS and the outbox relay.
  */
 export const platformPlugins = fp<PlatformOptions>(
@@ -32,14 +43,19 @@ export const platformPlugins = fp<PlatformOptions>(
     // TypeBox checks bodies exactly as sent (no coercion: `{"title": 5}` is refused) and converts
     // only querystring, params and headers.
     fastify.setValidatorCompiler(TypeBoxValidatorCompiler)
-    fastify.addHook('onRequest', async (request, reply) => {
+    const maxUrl = use.maxUrlLength
+    fastify.addHook('onRequest', (request, reply, done) => {
       reply.header('x-request-id', request.id)
+      done(maxUrl !== undefined && request.url.length > maxUrl ? new UriTooLongError(String(maxUrl)) : undefined)
     })
     await fastify.register(errorHandlerPlugin)
-    await fastify.register(metricsPlugin)
-    await fastify.register(bodyDrainPlugin, drainOptions(config, fastify.initialConfig.bodyLimit ?? config.BODY_LIMIT_BYTES))
-    await fastify.register(healthPlugin)
-    await fastify.register(authPlugin, authOptions(config))
+    await fastify.register(metricsPlugin, use.metrics ?? {})
+    const drain = drainOptions(config, fastify.initialConfig.bodyLimit ?? config.BODY_LIMIT_BYTES)
+    await fastify.register(bodyDrainPlugin, use.drainBytes === undefined ? drain : { ...drain, maxBytes: use.drainBytes })
+    await fastify.register(healthPlugin, { custom: use.health })
+    const auth = authOptions(config)
+    if (use.now && auth.jwks) auth.jwks.now = use.now
+    await fastify.register(authPlugin, auth)
     if (use.postgres) {
       await fastify.register(dbPlugin, {
         url: config.DATABASE_URL,
@@ -53,7 +69,8 @@ export const platformPlugins = fp<PlatformOptions>(
         url: config.REDIS_URL,
         keyPrefix: config.REDIS_KEY_PREFIX,
         commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
-        failureThreshold: config.REDIS_FAILURE_THRESHOLD
+        failureThreshold: config.REDIS_FAILURE_THRESHOLD,
+        ...(typeof use.redis === 'object' ? use.redis : {})
       })
     }
     if (use.nats) {

@@ -15,23 +15,26 @@ export function jwtSecret(config: Pick<BaseConfig, 'JWT_SECRET' | 'NODE_ENV'>): 
 
 /**
  * What every src/server.ts does: validate config (exit 1 naming the bad variable), build Fastify
- * with the shared options, register the app, shut down gracefully on SIGINT/SIGTERM, listen.
+ * with the shared options, register the app (exit 1 on a rule across variables), shut down gracefully on SIGINT/SIGTERM, listen.
  */
-export async function runService<S extends TObject>(
-  schema: S,
-  app: FastifyPluginAsync<{ config: Static<S> }>
-): Promise<void> {
+export async function runService<S extends TObject>(schema: S, app: FastifyPluginAsync<{ config: Static<S> }>): Promise<void> {
   let config: Static<S> & ServiceConfig
   try {
     config = loadConfig(schema) as Static<S> & ServiceConfig
     jwtSecret(config)
   } catch (err) {
-    console.error((err as Error).message)
+    console.error(err instanceof Error ? err.message : String(err))
     process.exit(1)
   }
   const fastify = Fastify(fastifyOptions(config))
   if (!config.JWT_SECRET) fastify.log.warn('JWT_SECRET is unset: using the development secret (never do this in production)')
-  await fastify.register(app, { config })
+  try {
+    await fastify.register(app, { config })
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    console.error(err.message)
+    process.exit(1)
+  }
 
   closeWithGrace({ delay: 15_000 }, async ({ signal, err }) => {
     if (err) fastify.log.error({ err }, 'shutting down after an error')

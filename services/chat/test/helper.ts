@@ -1,16 +1,13 @@
 import { join } from 'node:path'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
 import { WebSocket, type ClientOptions } from 'ws'
-import { fastifyOptions, loadConfig } from '@platform/kit'
 import {
-  TEST_JWT_SECRET,
-  createTestSchema,
-  deleteRedisKeys,
-  deleteStreams,
+  buildService,
+  sharedResources,
   testToken,
-  uniqueName,
   waitFor,
+  type Shared as SharedResources,
+  type Teardown,
   type TestSchema
 } from '@platform/kit/testing'
 import { app } from '../src/app.js'
@@ -18,15 +15,10 @@ import { ConfigSchema, type Config } from '../src/config.js'
 
 export const migrationsDir = join(import.meta.dirname, '..', 'prisma', 'migrations')
 
-export interface Tap {
-  teardown(fn: () => unknown): void
-}
+export type Tap = Teardown
 
 /** What several instances of one test share: the schema, the Redis prefix and the NATS namespace. */
-export interface Shared {
-  schema: TestSchema
-  ns: string
-}
+export type Shared = Required<SharedResources>
 
 export interface Built {
   app: FastifyInstance
@@ -40,15 +32,8 @@ export interface Built {
 }
 
 /** A schema, Redis prefix and NATS namespace that several instances of one test use, dropped at teardown. */
-export async function shared(t: Tap): Promise<Shared> {
-  const schema = await createTestSchema(migrationsDir, 'chat')
-  const ns = uniqueName('c')
-  t.teardown(async () => {
-    await schema.drop()
-    await deleteRedisKeys('redis://127.0.0.1:6379', `${ns}:`).catch(() => {})
-    await deleteStreams('nats://127.0.0.1:4222', ns).catch(() => {})
-  })
-  return { schema, ns }
+export async function shared(t: Teardown): Promise<Shared> {
+  return sharedResources(t, { prefix: 'chat', migrations: migrationsDir })
 }
 
 /**
@@ -56,34 +41,28 @@ export async function shared(t: Tap): Promise<Shared> {
  * namespace unless `share` is given (two instances of one deployment). `env` overrides variables;
  * `opts.now` is the instance's clock (token expiry on open sockets), which a test moves instead of waiting.
  */
-export async function build(t: Tap, env: Record<string, string> = {}, share?: Shared, opts: { now?: () => number } = {}): Promise<Built> {
+export async function build(t: Teardown, env: Record<string, string> = {}, share?: Shared, opts: { now?: () => number } = {}): Promise<Built> {
   const s = share ?? (await shared(t))
-  const config = loadConfig(ConfigSchema, {
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
-    DATABASE_URL: s.schema.url,
-    DATABASE_SCHEMA: s.schema.schema,
-    DATABASE_POOL_SIZE: '3',
-    DATABASE_TIMEOUT_MS: '5000',
-    REDIS_KEY_PREFIX: `${s.ns}:`,
-    NATS_NAMESPACE: s.ns,
-    JWT_SECRET: TEST_JWT_SECRET,
-    OUTBOX_POLL_MS: '50',
+  const built = await buildService(t, {
+    app,
+    configSchema: ConfigSchema,
+    shared: s,
     // Shutdown waits for work in flight; a test that holds it up releases it itself, however slow the machine.
-    SHUTDOWN_GRACE_MS: '10000',
-    ...env
+    env: { SHUTDOWN_GRACE_MS: '10000', ...env },
+    options: opts.now ? { now: opts.now } : {},
+    listen: true
   })
-  const fastify = Fastify(fastifyOptions(config))
-  // Unencapsulated, so tests can reach the app's decorators (chatHub, nats, ...).
-  await fastify.register(fp(app), { config, ...(opts.now ? { now: opts.now } : {}) })
-  await fastify.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = fastify.server.address() as { port: number }
-  let closed: Promise<void> | null = null
-  const close = () => (closed ??= fastify.close())
-  t.teardown(close)
   // Wait for NATS so that live fan-out between instances is on from the first frame.
-  await waitFor(() => fastify.nats.connected, 20_000)
-  return { app: fastify, config, schema: s.schema, shared: s, wsUrl: `ws://127.0.0.1:${port}/ws/chat`, close }
+  await waitFor(() => built.app.nats.connected, 20_000)
+  const wsUrl = `${built.url.replace('http:', 'ws:')}/ws/chat`
+  return { app: built.app, config: built.config, schema: s.schema, shared: s, wsUrl, close: () => built.close() }
+}
+
+/** The item at `i`, which the test has just put there (a missing one fails the test here). */
+export function at<T>(items: readonly T[], i: number): T {
+  const item = items[i]
+  if (item === undefined) throw new Error(`no item ${i} in ${items.length}`)
+  return item
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -91,16 +70,23 @@ export type Frame = Record<string, any>
 
 /** A real WebSocket client that records every frame it receives. */
 export class Client {
+  /** Frames received and not taken yet (by `next`, `request`, `drain`). */
   readonly frames: Frame[] = []
+  /** Every frame received, in order, taken or not. */
+  readonly received: Frame[] = []
   readonly closed: Promise<{ code: number; reason: string }>
   private waiters: Array<() => void> = []
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
-      this.frames.push(JSON.parse(data.toString()) as Frame)
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+      const frame: Frame = JSON.parse(bytes.toString('utf8'))
+      this.frames.push(frame)
+      this.received.push(frame)
       for (const w of this.waiters.splice(0)) w()
     })
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })))
+    // A refused or cut connection is reported through `closed`; the tests assert on that.
     ws.on('error', () => {})
   }
 
@@ -134,7 +120,8 @@ export class Client {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const i = this.frames.findIndex(test)
-      if (i >= 0) return this.frames.splice(i, 1)[0] as Frame
+      const [found] = i >= 0 ? this.frames.splice(i, 1) : []
+      if (found) return found
       const left = deadline - Date.now()
       if (left <= 0) {
         throw new Error(`no frame matching ${String(match)} within ${timeoutMs} ms; have ${JSON.stringify(this.frames).slice(0, 500)}`)

@@ -1,12 +1,9 @@
-import Fastify, { type FastifyInstance } from 'fastify'
-import { fastifyOptions, loadConfig } from '@platform/kit'
-import { TEST_JWT_SECRET, deleteRedisKeys, freePort, uniqueName } from '@platform/kit/testing'
+import type { FastifyInstance } from 'fastify'
+import { buildService, freePort, sharedResources, type Teardown } from '@platform/kit/testing'
 import { app } from '../src/app.js'
 import { ConfigSchema, type Config } from '../src/config.js'
 
-export interface Tap {
-  teardown(fn: () => unknown): void
-}
+export type Tap = Teardown
 
 export interface Built {
   app: FastifyInstance
@@ -34,33 +31,25 @@ export interface BuildOptions {
  * points at a dead port unless `env` says otherwise; timeouts and backoff are short.
  * `listen: true` serves it on a port (WebSockets, streamed bodies); otherwise use `app.inject`.
  */
-export async function build(t: Tap, env: Record<string, string> = {}, opts: BuildOptions = {}): Promise<Built> {
-  const ns = uniqueName('g')
+export async function build(t: Teardown, env: Record<string, string> = {}, opts: BuildOptions = {}): Promise<Built> {
   const dead = await deadUrl()
-  const config = loadConfig(ConfigSchema, {
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
-    REDIS_KEY_PREFIX: `${ns}:`,
-    NATS_NAMESPACE: ns,
-    JWT_SECRET: TEST_JWT_SECRET,
-    SESSIONS_URLS: dead,
-    TASK_SESSIONS_URLS: dead,
-    CHAT_URLS: dead,
-    CLEANUP_WORKER_URLS: dead,
-    RETRY_DELAY: '0.005',
-    UPSTREAM_TIMEOUT_MS: '2000',
-    HEALTH_PROBE_TIMEOUT_MS: '300',
-    UPSTREAM_CONNECTIONS: '16',
-    ...env
+  const built = await buildService(t, {
+    app,
+    configSchema: ConfigSchema,
+    shared: await sharedResources(t, { prefix: 'g' }),
+    env: {
+      SESSIONS_URLS: dead,
+      TASK_SESSIONS_URLS: dead,
+      CHAT_URLS: dead,
+      CLEANUP_WORKER_URLS: dead,
+      RETRY_DELAY: '0.005',
+      UPSTREAM_TIMEOUT_MS: '2000',
+      HEALTH_PROBE_TIMEOUT_MS: '300',
+      UPSTREAM_CONNECTIONS: '16',
+      ...env
+    },
+    options: { ...(opts.now ? { now: opts.now } : {}), ...(opts.sleep ? { sleep: opts.sleep } : {}) },
+    listen: opts.listen ?? false
   })
-  const fastify = Fastify(fastifyOptions(config))
-  await fastify.register(app, { config, ...(opts.now ? { now: opts.now } : {}), ...(opts.sleep ? { sleep: opts.sleep } : {}) })
-  await fastify.ready()
-  let url = ''
-  if (opts.listen) url = await fastify.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(async () => {
-    await fastify.close()
-    await deleteRedisKeys(config.REDIS_URL, config.REDIS_KEY_PREFIX).catch(() => {})
-  })
-  return { app: fastify, config, url }
+  return { app: built.app, config: built.config, url: built.url }
 }

@@ -1,20 +1,15 @@
 import { join } from 'node:path'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node'
 import { jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { TaskSubjects } from '@platform/contracts'
-import { createEvent, ensureStream, fastifyOptions, loadConfig, namespaced, streamNameFor, type DeadLetter, type Envelope } from '@platform/kit'
-import { TEST_JWT_SECRET, createTestSchema, deleteStreams, uniqueName, waitFor, type TestSchema } from '@platform/kit/testing'
+import { createEvent, ensureStream, namespaced, streamNameFor, type DeadLetter, type Envelope } from '@platform/kit'
+import { buildService, sharedResources, waitFor, type Teardown, type TestSchema } from '@platform/kit/testing'
 import { app } from '../src/app.js'
 import { ConfigSchema, type Config } from '../src/config.js'
 
 export const migrationsDir = join(import.meta.dirname, '..', 'prisma', 'migrations')
 export const NATS_URL = 'nats://127.0.0.1:4222'
-
-interface Tap {
-  teardown(fn: () => unknown): void
-}
 
 export interface Built {
   app: FastifyInstance
@@ -33,34 +28,24 @@ export interface BuildOptions {
  * The task-sessions app on its own schema and NATS namespace, torn down with the test. Consumer
  * backoffs and ack wait are short so that redeliveries happen within a test's time.
  */
-export async function build(t: Tap, env: Record<string, string> = {}, opts: BuildOptions = {}): Promise<Built> {
-  const db = opts.schema ?? (await createTestSchema(migrationsDir, 'tasks'))
-  const ns = opts.namespace ?? uniqueName('ts')
-  const config = loadConfig(ConfigSchema, {
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
-    DATABASE_URL: db.url,
-    DATABASE_SCHEMA: db.schema,
-    DATABASE_POOL_SIZE: '3',
-    DATABASE_TIMEOUT_MS: '1000',
-    NATS_NAMESPACE: ns,
-    JWT_SECRET: TEST_JWT_SECRET,
-    OUTBOX_POLL_MS: '50',
-    TASK_EVENTS_ACK_WAIT_MS: '2000',
-    TASK_EVENTS_BACKOFF_MS: '50',
-    TASK_EVENTS_MAX_BACKOFF_MS: '400',
-    ...env
+export async function build(t: Teardown, env: Record<string, string> = {}, opts: BuildOptions = {}): Promise<Built> {
+  const own = opts.schema
+    ? { ...(await sharedResources(t, { prefix: 'ts' })), schema: opts.schema }
+    : await sharedResources(t, { prefix: 'tasks', migrations: migrationsDir })
+  const shared = { ...own, ns: opts.namespace ?? own.ns }
+  const built = await buildService(t, {
+    app,
+    configSchema: ConfigSchema,
+    shared,
+    env: {
+      DATABASE_TIMEOUT_MS: '1000',
+      TASK_EVENTS_ACK_WAIT_MS: '2000',
+      TASK_EVENTS_BACKOFF_MS: '50',
+      TASK_EVENTS_MAX_BACKOFF_MS: '400',
+      ...env
+    }
   })
-  const fastify = Fastify(fastifyOptions(config))
-  // fp: the app's decorators (taskEvents, taskStore...) stay visible to the test.
-  await fastify.register(fp(app), { config })
-  await fastify.ready()
-  t.teardown(async () => {
-    await fastify.close()
-    if (!opts.schema) await db.drop()
-    if (!opts.namespace) await deleteStreams(NATS_URL, ns).catch(() => {})
-  })
-  return { app: fastify, config, schema: db }
+  return { app: built.app, config: built.config, schema: shared.schema }
 }
 
 /** Waits until the app's consumer is subscribed (so tests do not race its first pull). */
@@ -83,7 +68,7 @@ export interface Publisher {
 }
 
 /** A producer on the test's namespace; the TASKS stream is created if the app has not yet. */
-export async function publisher(t: Tap, namespace: string, url = NATS_URL): Promise<Publisher> {
+export async function publisher(t: Teardown, namespace: string, url = NATS_URL): Promise<Publisher> {
   const nc = await connect({ servers: url, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 })
   t.teardown(() => nc.close())
   await ensureStream(await jetstreamManager(nc), namespace, 'tasks')
@@ -128,6 +113,10 @@ export function taskEvent(type: string, data: Record<string, unknown>, time?: Da
 }
 
 export const T = TaskSubjects
+
+/** The `taskId` of an event's data, if it has one. */
+export const taskIdOf = (data: unknown): string | undefined =>
+  typeof data === 'object' && data !== null && 'taskId' in data && typeof data.taskId === 'string' ? data.taskId : undefined
 
 /** Every session as `taskId:status`, sorted: how tests compare final states exactly. */
 export async function sessionStates(schema: TestSchema): Promise<string[]> {

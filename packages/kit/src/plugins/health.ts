@@ -1,4 +1,6 @@
 import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { TSchema } from 'typebox'
 import { HealthReply, ReadyReply, type DependencyState } from '@platform/contracts'
 
 export interface ReadinessCheck {
@@ -24,8 +26,7 @@ export const HEALTH_CHECK_DEADLINE_MS = 500
 
 /**
  * The registry behind `fastify.readiness`: each plugin adds its dependency's check; the report is
- * `unavailable` when a required one is down, `degraded` when an optional one is. Services with a
- * /health of their own (gateway, cleanup worker) decorate it under the same plugin name.
+ * `unavailable` when a required one is down, `degraded` when an optional one is.
  */
 export function createReadiness(): Readiness {
   const checks = new Map<string, ReadinessCheck>()
@@ -61,24 +62,49 @@ export function createReadiness(): Readiness {
   }
 }
 
-/**
- * GET /health: liveness, so always 200 (an orchestrator must never restart a pod for an outage),
- * reporting `degraded` and each dependency's state. GET /ready: 503 while a required one is down.
- */
-export const healthPlugin = fp(
-  async (fastify) => {
-    const readiness = createReadiness()
-    const report = readiness.report
-    fastify.decorate('readiness', readiness)
+/** A /health of a service's own (the gateway's upstreams, the cleanup worker's schedules) in place of the default. */
+export interface HealthReport {
+  /** The reply schema of each status it answers with. */
+  response: Record<number, TSchema>
+  /** Called per request with the app, so it may read decorators registered after the kit's plugins. */
+  report(app: FastifyInstance): Promise<{ statusCode: number; body: unknown }>
+}
 
-    fastify.get('/health', { schema: { response: { 200: HealthReply } } }, async (): Promise<HealthReply> => {
-      const { checks } = await report(HEALTH_CHECK_DEADLINE_MS)
-      return {
+export interface HealthOptions {
+  custom?: HealthReport | undefined
+}
+
+/** The default /health: each dependency's state; `degraded` while one is down. */
+function defaultHealth(readiness: Readiness): HealthReport {
+  return {
+    response: { 200: HealthReply },
+    async report() {
+      const { checks } = await readiness.report(HEALTH_CHECK_DEADLINE_MS)
+      const body: HealthReply = {
         status: Object.values(checks).includes('down') ? 'degraded' : 'healthy',
         uptime: process.uptime(),
         timestamp: new Date().toISOString(),
         checks
       }
+      return { statusCode: 200, body }
+    }
+  }
+}
+
+/**
+ * GET /health: liveness, so 200 unless the service can only fail (an orchestrator must never restart a pod
+ * for a dependency's outage), reporting `degraded` and why. GET /ready: 503 while a required dependency is down.
+ */
+export const healthPlugin = fp<HealthOptions>(
+  async (fastify, opts) => {
+    const readiness = createReadiness()
+    const report = (deadlineMs?: number) => readiness.report(deadlineMs)
+    fastify.decorate('readiness', readiness)
+
+    const health = opts.custom ?? defaultHealth(readiness)
+    fastify.get('/health', { schema: { response: health.response } }, async (request, reply) => {
+      const { statusCode, body } = await health.report(request.server)
+      return reply.code(statusCode).send(body)
     })
     fastify.get('/ready', { schema: { response: { 200: ReadyReply, 503: ReadyReply } } }, async (_request, reply) => {
       const result = await report()

@@ -1,6 +1,8 @@
 import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
 import { Registry, collectDefaultMetrics } from 'prom-client'
 import { BoundHistogram } from '../bound-histogram.js'
+import { ForbiddenError } from '../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -9,9 +11,14 @@ declare module 'fastify' {
   }
 }
 
+export interface MetricsOptions {
+  /** Who may read /metrics: every other caller gets 403 FORBIDDEN. Unset: everyone. */
+  allow?: (request: FastifyRequest) => boolean
+}
+
 /** Request duration by route and status, process metrics, and GET /metrics. */
-export const metricsPlugin = fp(
-  async (fastify) => {
+export const metricsPlugin = fp<MetricsOptions>(
+  async (fastify, opts) => {
     const registry = new Registry()
     collectDefaultMetrics({ register: registry })
     const duration = new BoundHistogram(
@@ -39,7 +46,13 @@ export const metricsPlugin = fp(
       done()
     })
 
-    fastify.get('/metrics', async (_request, reply) => {
+    const allow = opts.allow
+    const guard = allow
+      ? async (request: FastifyRequest) => {
+          if (!allow(request)) throw new ForbiddenError('Metrics are not available from this address')
+        }
+      : undefined
+    fastify.get('/metrics', { ...(guard ? { onRequest: guard } : {}) }, async (_request, reply) => {
       reply.type(registry.contentType)
       return registry.metrics()
     })

@@ -52,8 +52,9 @@ export async function collectEvents(url: string, namespace: string, stream: Stre
     }
   })()
   collector.close = async () => {
-    await messages.close().catch(() => {})
-    await jsm.consumers.delete(name, durable).catch(() => {})
+    // Best effort: the test may have cut NATS; the durable consumer goes with the stream at teardown.
+    await messages.close().catch(() => undefined)
+    await jsm.consumers.delete(name, durable).catch(() => undefined)
     await nc.close()
   }
   return collector
@@ -87,7 +88,11 @@ export async function publishEvents(
     for (const { subject, payload, headers } of items) {
       const h = headers ? natsHeaders() : undefined
       for (const [name, value] of Object.entries(headers ?? {})) h!.set(name, value)
-      await js.publish(namespace ? `${namespace}.${subject}` : subject, typeof payload === 'string' ? payload : JSON.stringify(payload), h ? { headers: h } : {})
+      await js.publish(
+        namespace ? `${namespace}.${subject}` : subject,
+        typeof payload === 'string' ? payload : JSON.stringify(payload),
+        h ? { headers: h } : {}
+      )
     }
   } finally {
     await nc.close()

@@ -82,9 +82,13 @@ function throwaway(port: number, url: string, command: string, args: string[], c
 /** A redis-server on a free port that keeps nothing on disk. */
 export async function startRedisServer(): Promise<Throwaway> {
   const port = await freePort()
-  const t = throwaway(port, `redis://127.0.0.1:${port}`, 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'
-  ], async () => {})
+  const t = throwaway(
+    port,
+    `redis://127.0.0.1:${port}`,
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    async () => {}
+  )
   await t.start()
   return t
 }
@@ -93,9 +97,13 @@ export async function startRedisServer(): Promise<Throwaway> {
 export async function startNatsServer(): Promise<Throwaway> {
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'nats-test-'))
-  const t = throwaway(port, `nats://127.0.0.1:${port}`, 'nats-server', [
-    '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dir, 'store')
-  ], () => rm(dir, { recursive: true, force: true }))
+  const t = throwaway(
+    port,
+    `nats://127.0.0.1:${port}`,
+    'nats-server',
+    ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', join(dir, 'store')],
+    () => rm(dir, { recursive: true, force: true })
+  )
   await t.start()
   return t
 }
