@@ -41,8 +41,8 @@ export class BoundHistogram<L extends string> {
     const bounds = this.buckets
     return (value: number) => {
       let i = 0
-      while (i < bounds.length && value > (bounds[i] as number)) i++
-      ;(s.counts[i] as number)++
+      while (i < bounds.length && value > (bounds[i] ?? Infinity)) i++
+      s.counts[i] = (s.counts[i] ?? 0) + 1
       s.sum += value
     }
   }
@@ -53,10 +53,10 @@ export class BoundHistogram<L extends string> {
     for (const { labels, counts, sum } of this.series.values()) {
       let cumulative = 0
       this.buckets.forEach((le, i) => {
-        cumulative += counts[i] as number
+        cumulative += counts[i] ?? 0
         values.push({ metricName: `${this.name}_bucket`, labels: { le, ...labels }, value: cumulative })
       })
-      const count = cumulative + (counts[this.buckets.length] as number)
+      const count = cumulative + (counts[this.buckets.length] ?? 0)
       values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf', ...labels }, value: count })
       values.push({ metricName: `${this.name}_sum`, labels, value: sum })
       values.push({ metricName: `${this.name}_count`, labels, value: count })

@@ -34,7 +34,10 @@ export const BaseConfigProperties = {
   /** An identity provider's JWKS: RS256/ES256 tokens are verified with its keys (by `kid`), beside HS256. */
   JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   /** Algorithms accepted from the JWKS, comma-separated; HS256 always comes from JWT_SECRET only. */
-  JWT_JWKS_ALGORITHMS: Type.String({ pattern: '^(RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512)(,(RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512))*$', default: 'RS256,ES256' }),
+  JWT_JWKS_ALGORITHMS: Type.String({
+    pattern: '^(RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512)(,(RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512))*$',
+    default: 'RS256,ES256'
+  }),
   /** An unknown `kid` re-fetches the JWKS at most once per this interval, so random kids cannot flood the provider. */
   JWKS_REFETCH_INTERVAL_SECONDS: Type.Number({ minimum: 0.01, default: 60 }),
   /** Known keys are refreshed in the background this often (picks up revocations); 0 = only on unknown kids. */
@@ -55,10 +58,7 @@ export const BaseConfigProperties = {
 export type BaseConfig = Static<TObject<typeof BaseConfigProperties>>
 
 /** A service's config: the base variables plus its own, with its own PORT and schema defaults. */
-export function serviceConfig<P extends TProperties>(
-  defaults: { port: number; schema: string; name: string },
-  properties: P
-) {
+export function serviceConfig<P extends TProperties>(defaults: { port: number; schema: string; name: string }, properties: P) {
   return Type.Object({
     ...BaseConfigProperties,
     SERVICE_NAME: Type.String({ default: defaults.name }),
@@ -86,7 +86,7 @@ export function loadConfig<T extends TObject>(schema: T, env: Record<string, str
     if (value !== undefined && value !== '') picked[key] = value
   }
   const value = Value.Convert(schema, Value.Default(schema, picked))
-  if (Value.Check(schema, value)) return value as Static<T>
+  if (Value.Check(schema, value)) return value
   const problems = [...Value.Errors(schema, value)].map((e) => {
     const name = e.instancePath.replace(/^\//, '') || String((e.params as { requiredProperties?: string[] }).requiredProperties ?? '')
     const got = name && picked[name] !== undefined ? ` (got ${JSON.stringify(picked[name])})` : ''

@@ -46,7 +46,7 @@ export function jwtHeader(token: string): JwtHeader {
   if (dot > 0) {
     try {
       const header: unknown = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8'))
-      if (header !== null && typeof header === 'object' && !Array.isArray(header)) return header as JwtHeader
+      if (header !== null && typeof header === 'object' && !Array.isArray(header)) return header
     } catch {
       // falls through to the error below
     }

@@ -78,7 +78,7 @@ const COLOURS = [36, 35, 33, 32, 34, 96, 95, 93, 92, 94]
 const colourOf = (name: string): number => {
   let h = 0
   for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0
-  return COLOURS[h % COLOURS.length] as number
+  return COLOURS[h % COLOURS.length] ?? 39
 }
 
 /** Service names are padded to this width so messages line up. */
@@ -101,28 +101,32 @@ export function prettyLine(opts: { colorize: boolean }): (line: string, fallback
     return opts.colorize ? `\x1b[${colourOf(service)}m${name}\x1b[39m` : name
   }
   return (line, fallbackService = '') => {
-    let log: Record<string, unknown> | null = null
-    if (line.startsWith('{')) {
-      try {
-        log = JSON.parse(line) as Record<string, unknown>
-      } catch {
-        log = null
-      }
-    }
-    if (!log || typeof log !== 'object') return `${prefix(fallbackService)} ${line}`
+    const log = line.startsWith('{') ? parseObject(line) : null
+    if (!log) return `${prefix(fallbackService)} ${line}`
     const service = typeof log.service === 'string' ? log.service : fallbackService
     return `${prefix(service)} ${pretty(readableRequest(log)).trimEnd()}`
   }
 }
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function parseObject(line: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(line)
+    return isObject(value) ? value : null
+  } catch {
+    return null
+  }
+}
+
 /** `request completed` with its req/res objects becomes `GET /path 200 (3 ms)`. */
 function readableRequest(log: Record<string, unknown>): Record<string, unknown> {
-  const req = log.req as { method?: string; url?: string } | undefined
-  const res = log.res as { statusCode?: number } | undefined
-  if (log.msg !== 'request completed' || !req || !res) return log
-  const { req: _req, res: _res, responseTime, ...rest } = log
+  const { req, res, responseTime, ...rest } = log
+  if (log.msg !== 'request completed' || !isObject(req) || !isObject(res)) return log
   const ms = typeof responseTime === 'number' ? ` (${responseTime < 10 ? responseTime.toFixed(1) : Math.round(responseTime)} ms)` : ''
-  return { ...rest, msg: `${req.method} ${req.url} ${res.statusCode}${ms}` }
+  return { ...rest, msg: `${String(req.method)} ${String(req.url)} ${String(res.statusCode)}${ms}` }
 }
 
 /** A destination for pino that writes each JSON line prettified (synchronously, as pino expects). */
@@ -174,7 +178,6 @@ export class RequestLogController extends LogController {
   }
 }
 
-type LogMethod = (...args: unknown[]) => void
 type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
 const LEVELS: Record<string, number> = { fatal: 60, error: 50, warn: 40, info: 30, debug: 20, trace: 10, silent: Infinity }
 
@@ -231,8 +234,10 @@ export class LazyChildLogger {
   }
 
   private log(level: Level, args: unknown[]): void {
-    if ((LEVELS[level] as number) < (LEVELS[this.level] ?? 0)) return
-    ;(this.child_()[level] as LogMethod)(...args)
+    if ((LEVELS[level] ?? 0) < (LEVELS[this.level] ?? 0)) return
+    const child = this.child_()
+    // pino's LogFn is a set of overloads that a spread of unknowns cannot pick from.
+    Reflect.apply(child[level], child, args)
   }
 
   private child_(): FastifyBaseLogger {

@@ -2,7 +2,15 @@ import { connect } from 'node:net'
 import t from 'tap'
 import Fastify from 'fastify'
 import { Type } from 'typebox'
-import { MIN_SERVICE_DRAIN_BYTES, drainOptions, fastifyOptions, loadConfig, platformPlugins, serviceConfig, type ServiceConfig } from '../src/index.js'
+import {
+  MIN_SERVICE_DRAIN_BYTES,
+  drainOptions,
+  fastifyOptions,
+  loadConfig,
+  platformPlugins,
+  serviceConfig,
+  type ServiceConfig
+} from '../src/index.js'
 import { TEST_JWT_SECRET, bearer, drainMetrics, postBodiesWithFetch, testToken, type BodyCase, type FetchAnswer } from '../src/testing/index.js'
 
 const KiB = 1024
@@ -110,7 +118,12 @@ t.test('an endless body is read at most REQUEST_DRAIN_BYTES past the 413, then t
 
 t.test('an injected request (no socket) gets the same 413 and nothing to drain', async (t) => {
   const { app, metric } = await service(t, { BODY_LIMIT_BYTES: String(4 * KiB) })
-  const res = await app.inject({ method: 'POST', url: '/items', headers: { ...user, 'content-type': 'application/json' }, payload: { title: 'x'.repeat(8 * KiB) } })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/items',
+    headers: { ...user, 'content-type': 'application/json' },
+    payload: { title: 'x'.repeat(8 * KiB) }
+  })
   t.equal(res.statusCode, 413)
   t.same(res.json(), {
     error: 'Payload Too Large',

@@ -25,7 +25,16 @@ const TIME = '2026-03-04T05:06:07.890Z'
 const data = { taskId: 'task-1', taskType: 'image_analysis' }
 /** What an outside producer sends: an id that is no UUID, no datacontenttype, an extension. */
 const sdkEvent = (extra: Record<string, unknown> = {}) =>
-  new CloudEvent({ specversion: '1.0', id: 'A234-1234-1234', source: 'https://producer.example/tasks', type: 'tasks.created', time: TIME, comexampleext: 'v', data, ...extra })
+  new CloudEvent({
+    specversion: '1.0',
+    id: 'A234-1234-1234',
+    source: 'https://producer.example/tasks',
+    type: 'tasks.created',
+    time: TIME,
+    comexampleext: 'v',
+    data,
+    ...extra
+  })
 
 const structured = (ce: CloudEvent<unknown>): Message => {
   const m = HTTP.structured(ce)
@@ -197,7 +206,12 @@ t.test('each invalid envelope is INVALID_ENVELOPE naming the attribute, in eithe
     ['bad scheme', editBody(s, (e) => (e.source = '1x:y')), 'source', 'source: "1x:y" is not a URI-reference'],
     ['relative dataschema', editBody(s, (e) => (e.dataschema = '/schemas/task')), 'dataschema', 'dataschema: "/schemas/task" is not an absolute URI'],
     ['empty subject', editBody(s, (e) => (e.subject = '')), 'subject', 'subject: must not be empty'],
-    ['not percent-encoded UTF-8', editHeaders(b, (h) => (h['ce-subject'] = '%C0%A0')), 'subject', 'subject: header ce-subject is not percent-encoded UTF-8'],
+    [
+      'not percent-encoded UTF-8',
+      editHeaders(b, (h) => (h['ce-subject'] = '%C0%A0')),
+      'subject',
+      'subject: header ce-subject is not percent-encoded UTF-8'
+    ],
     ['data as a header', editHeaders(b, (h) => (h['ce-data'] = '{}')), 'data', 'data: is not an attribute: binary mode carries the data as the body']
   ]
   for (const [name, message, attribute, detail] of cases) {
@@ -215,7 +229,11 @@ t.test('bodies that are not JSON, batches and other event formats', async (t) =>
   })
   const b = binary(sdkEvent())
   t.same(refusal(parseBinary(b.headers, '{"taskId":')), { reason: 'INVALID_JSON', attribute: 'data', detail: `data: ${refusalDetail('{"taskId":')}` })
-  t.same(refusal(parseBinary(b.headers, new Uint8Array([0xff, 0xfe]))), { reason: 'INVALID_JSON', attribute: 'data', detail: 'data: the body is not UTF-8' })
+  t.same(refusal(parseBinary(b.headers, new Uint8Array([0xff, 0xfe]))), {
+    reason: 'INVALID_JSON',
+    attribute: 'data',
+    detail: 'data: the body is not UTF-8'
+  })
   t.same(refusal(decodeEvent({ headers: { 'content-type': 'application/cloudevents-batch+json' }, body: '[]' })), {
     reason: 'INVALID_ENVELOPE',
     attribute: undefined,
@@ -254,13 +272,23 @@ t.test('JSON media types, RFC 3339 timestamps and header values follow the spec'
   for (const ct of ['application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON', 'application/vnd.example+json', 'text/json']) {
     t.ok(isJsonContentType(ct), ct)
   }
-  for (const ct of ['text/plain', 'application/octet-stream', 'application/jsonx', 'json', 'application/xml; x=+json']) t.notOk(isJsonContentType(ct), ct)
+  for (const ct of ['text/plain', 'application/octet-stream', 'application/jsonx', 'json', 'application/xml; x=+json'])
+    t.notOk(isJsonContentType(ct), ct)
+  t.same(['2018-04-05T17:31:00Z', '2018-04-05t17:31:00.5+02:00', '2024-02-29T23:59:59.123456-00:30', '2016-12-31T23:59:60Z'].map(rfc3339), [
+    '2018-04-05T17:31:00.000Z',
+    '2018-04-05T15:31:00.500Z',
+    '2024-03-01T00:29:59.123Z',
+    '2016-12-31T23:59:59.999Z'
+  ])
   t.same(
-    ['2018-04-05T17:31:00Z', '2018-04-05t17:31:00.5+02:00', '2024-02-29T23:59:59.123456-00:30', '2016-12-31T23:59:60Z'].map(rfc3339),
-    ['2018-04-05T17:31:00.000Z', '2018-04-05T15:31:00.500Z', '2024-03-01T00:29:59.123Z', '2016-12-31T23:59:59.999Z']
-  )
-  t.same(
-    ['2018-04-05 17:31:00Z', '2018-04-05T17:31:00', '2023-02-29T00:00:00Z', '2018-04-05T24:00:00Z', '2018-04-05T17:31:00+24:00', '18-04-05T17:31:00Z'].map(rfc3339),
+    [
+      '2018-04-05 17:31:00Z',
+      '2018-04-05T17:31:00',
+      '2023-02-29T00:00:00Z',
+      '2018-04-05T24:00:00Z',
+      '2018-04-05T17:31:00+24:00',
+      '18-04-05T17:31:00Z'
+    ].map(rfc3339),
     [null, null, null, null, null, null]
   )
   t.equal(decodeHeaderValue('Euro%20%E2%82%AC%20%F0%9F%98%80'), 'Euro € 😀')

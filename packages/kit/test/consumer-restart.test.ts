@@ -23,80 +23,89 @@ function capture() {
 }
 
 // SIGKILL: the server's consumer state may lag what it delivered. SIGTERM: a clean shutdown that saved it.
-for (const signal of ['SIGKILL', 'SIGTERM'] as const) t.test(`a NATS restart (${signal}) mid-load: every event is applied once and the tail is done within 10 s of the reconnect`, async (t) => {
-  const server = await startNatsServer()
-  t.teardown(() => server.dispose())
-  const ns = uniqueName('restart')
-  const { lines, stream } = capture()
-  const app = Fastify({ logger: { level: 'info', stream } })
-  await app.register(healthPlugin)
-  await app.register(metricsPlugin)
-  await app.register(natsPlugin, { url: server.url, namespace: ns, name: 'consumer-restart-test', streams: ['tasks'] })
+for (const signal of ['SIGKILL', 'SIGTERM'] as const)
+  t.test(`a NATS restart (${signal}) mid-load: every event is applied once and the tail is done within 10 s of the reconnect`, async (t) => {
+    const server = await startNatsServer()
+    t.teardown(() => server.dispose())
+    const ns = uniqueName('restart')
+    const { lines, stream } = capture()
+    const app = Fastify({ logger: { level: 'info', stream } })
+    await app.register(healthPlugin)
+    await app.register(metricsPlugin)
+    await app.register(natsPlugin, { url: server.url, namespace: ns, name: 'consumer-restart-test', streams: ['tasks'] })
 
-  // The idempotent store: each id is applied once however often it is delivered.
-  const applied = new Set<string>()
-  const handled = new Map<string, number>()
-  const consumer = createEventConsumer(app, {
-    stream: 'tasks',
-    durable: 'restart-test',
-    types: { [TYPE]: Type.Object({ n: Type.Integer() }) },
-    batchSize: 50,
-    healthy: async () => true,
-    handle: async (events) => {
-      await sleep(20) // a commit's worth of work: the consumer is busy when the server dies
-      for (const { event } of events) {
-        handled.set(event.id, (handled.get(event.id) ?? 0) + 1)
-        applied.add(event.id)
+    // The idempotent store: each id is applied once however often it is delivered.
+    const applied = new Set<string>()
+    const handled = new Map<string, number>()
+    const consumer = createEventConsumer(app, {
+      stream: 'tasks',
+      durable: 'restart-test',
+      types: { [TYPE]: Type.Object({ n: Type.Integer() }) },
+      batchSize: 50,
+      healthy: async () => true,
+      handle: async (events) => {
+        await sleep(20) // a commit's worth of work: the consumer is busy when the server dies
+        for (const { event } of events) {
+          handled.set(event.id, (handled.get(event.id) ?? 0) + 1)
+          applied.add(event.id)
+        }
       }
+    })
+    t.teardown(() => app.close())
+
+    // Published before the consumer starts, so it works through a backlog while the server dies.
+    const ids: string[] = []
+    const nc = await connect({ servers: server.url })
+    const js = jetstream(nc)
+    for (let i = 0; i < TOTAL; i += 100) {
+      const events = Array.from({ length: Math.min(100, TOTAL - i) }, (_, k) => createEvent(TYPE, '/test', { n: i + k }))
+      ids.push(...events.map((e) => e.id))
+      await Promise.all(events.map((e) => js.publish(`${ns}.${TYPE}`, JSON.stringify(e), { msgID: e.id })))
     }
+    await nc.close()
+
+    await app.ready()
+    await waitFor(() => applied.size >= 500, 30_000, 5)
+    await server.stop(signal)
+    t.ok(applied.size < TOTAL, `stopped while busy (${applied.size} of ${TOTAL} applied)`)
+    await waitFor(() => !app.nats.connected, 15_000)
+    await server.start()
+    await waitFor(() => app.nats.connected, 30_000)
+
+    // The deadline is generous on purpose: without the fix the tail waits out a 30 s ack wait.
+    await waitFor(() => applied.size === TOTAL, 10_000)
+    t.equal(applied.size, TOTAL)
+    t.same([...applied].sort(), [...ids].sort(), 'every published event was applied once, nothing else')
+    t.comment(`${[...handled.values()].filter((n) => n > 1).length} events were delivered more than once (idempotency absorbed them)`)
+
+    const warning = await waitFor(
+      () =>
+        lines.find(
+          (l) =>
+            l.msg ===
+            'NATS reconnected with unacknowledged messages: those held here go back for redelivery now, the others come back after the ack wait'
+        ),
+      15_000
+    )
+    t.equal(warning.level, 40)
+    t.equal(warning.consumer, 'restart-test')
+    for (const field of ['held', 'inFlight', 'ackPending']) t.type(warning[field], 'number', field)
+    t.equal(warning.ackWaitMs, 5000, 'the default ack wait')
+    t.ok((warning.held as number) + (warning.inFlight as number) + (warning.ackPending as number) > 0, 'it says how many')
+
+    // Acks lost with the old connection: redelivered after the 5 s ack wait, not the 30 s it used to be.
+    await waitFor(async () => {
+      const check = await connect({ servers: server.url })
+      try {
+        const info = await (await jetstreamManager(check)).consumers.info(streamNameFor(ns, 'tasks'), 'restart-test')
+        return info.num_ack_pending === 0 && info.num_pending === 0
+      } finally {
+        await check.close()
+      }
+    }, 10_000)
+    t.ok(consumer.stats.processed >= TOTAL, 'every event was acked once handled')
+    t.same((await app.inject({ method: 'GET', url: '/ready' })).json().checks, { nats: 'up', 'consumer:restart-test': 'up' })
   })
-  t.teardown(() => app.close())
-
-  // Published before the consumer starts, so it works through a backlog while the server dies.
-  const ids: string[] = []
-  const nc = await connect({ servers: server.url })
-  const js = jetstream(nc)
-  for (let i = 0; i < TOTAL; i += 100) {
-    const events = Array.from({ length: Math.min(100, TOTAL - i) }, (_, k) => createEvent(TYPE, '/test', { n: i + k }))
-    ids.push(...events.map((e) => e.id))
-    await Promise.all(events.map((e) => js.publish(`${ns}.${TYPE}`, JSON.stringify(e), { msgID: e.id })))
-  }
-  await nc.close()
-
-  await app.ready()
-  await waitFor(() => applied.size >= 500, 30_000, 5)
-  await server.stop(signal)
-  t.ok(applied.size < TOTAL, `stopped while busy (${applied.size} of ${TOTAL} applied)`)
-  await waitFor(() => !app.nats.connected, 15_000)
-  await server.start()
-  await waitFor(() => app.nats.connected, 30_000)
-
-  // The deadline is generous on purpose: without the fix the tail waits out a 30 s ack wait.
-  await waitFor(() => applied.size === TOTAL, 10_000)
-  t.equal(applied.size, TOTAL)
-  t.same([...applied].sort(), [...ids].sort(), 'every published event was applied once, nothing else')
-  t.comment(`${[...handled.values()].filter((n) => n > 1).length} events were delivered more than once (idempotency absorbed them)`)
-
-  const warning = await waitFor(() => lines.find((l) => l.msg === 'NATS reconnected with unacknowledged messages: those held here go back for redelivery now, the others come back after the ack wait'), 15_000)
-  t.equal(warning.level, 40)
-  t.equal(warning.consumer, 'restart-test')
-  for (const field of ['held', 'inFlight', 'ackPending']) t.type(warning[field], 'number', field)
-  t.equal(warning.ackWaitMs, 5000, 'the default ack wait')
-  t.ok((warning.held as number) + (warning.inFlight as number) + (warning.ackPending as number) > 0, 'it says how many')
-
-  // Acks lost with the old connection: redelivered after the 5 s ack wait, not the 30 s it used to be.
-  await waitFor(async () => {
-    const check = await connect({ servers: server.url })
-    try {
-      const info = await (await jetstreamManager(check)).consumers.info(streamNameFor(ns, 'tasks'), 'restart-test')
-      return info.num_ack_pending === 0 && info.num_pending === 0
-    } finally {
-      await check.close()
-    }
-  }, 10_000)
-  t.ok(consumer.stats.processed >= TOTAL, 'every event was acked once handled')
-  t.same((await app.inject({ method: 'GET', url: '/ready' })).json().checks, { nats: 'up', 'consumer:restart-test': 'up' })
-})
 
 t.test('a batch slower than the ack wait is not redelivered: held messages get progress acks', async (t) => {
   const server = await startNatsServer()

@@ -30,13 +30,21 @@ t.test('applies pending migrations once, in order, and records them like prisma 
   })
   t.same(await migrate({ url: TEST_DATABASE_URL, schema, migrationsDir: dir }), ['20260101000000_a', '20260102000000_b'])
   t.same(await migrate({ url: TEST_DATABASE_URL, schema, migrationsDir: dir }), [], 'a second run applies nothing')
-  const { rows } = await db.query(`SELECT migration_name, length(checksum) AS len, applied_steps_count FROM "${schema}"._prisma_migrations ORDER BY migration_name`)
+  const { rows } = await db.query(
+    `SELECT migration_name, length(checksum) AS len, applied_steps_count FROM "${schema}"._prisma_migrations ORDER BY migration_name`
+  )
   t.same(rows, [
     { migration_name: '20260101000000_a', len: 64, applied_steps_count: 1 },
     { migration_name: '20260102000000_b', len: 64, applied_steps_count: 1 }
   ])
-  const cols = await db.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'things' ORDER BY ordinal_position`, [schema])
-  t.same(cols.rows.map((r) => r.column_name), ['id', 'name'])
+  const cols = await db.query(
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'things' ORDER BY ordinal_position`,
+    [schema]
+  )
+  t.same(
+    cols.rows.map((r) => r.column_name),
+    ['id', 'name']
+  )
 })
 
 t.test('two instances migrating at once apply each migration exactly once', async (t) => {
@@ -57,7 +65,11 @@ t.test('a failing migration is rolled back whole and not recorded', async (t) =>
   })
   await t.rejects(migrate({ url: TEST_DATABASE_URL, schema, migrationsDir: dir }), { message: /20260102000000_bad failed/ })
   const tables = await db.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`, [schema])
-  t.same(tables.rows.map((r) => r.table_name), ['_prisma_migrations', 'ok_table'], 'nothing half-written')
+  t.same(
+    tables.rows.map((r) => r.table_name),
+    ['_prisma_migrations', 'ok_table'],
+    'nothing half-written'
+  )
   const { rows } = await db.query(`SELECT migration_name FROM "${schema}"._prisma_migrations`)
   t.same(rows, [{ migration_name: '20260101000000_a' }])
 })

@@ -37,7 +37,12 @@ async function redisServer(t: Test): Promise<Throwaway> {
 async function appWith(t: Test, url: string, failureThreshold?: number): Promise<FastifyInstance> {
   const app = Fastify()
   await app.register(healthPlugin)
-  await app.register(redisPlugin, { url, keyPrefix: `${uniqueName('rf')}:`, commandTimeoutMs: 200, ...(failureThreshold ? { failureThreshold } : {}) })
+  await app.register(redisPlugin, {
+    url,
+    keyPrefix: `${uniqueName('rf')}:`,
+    commandTimeoutMs: 200,
+    ...(failureThreshold ? { failureThreshold } : {})
+  })
   await app.ready()
   t.teardown(() => app.close())
   return app

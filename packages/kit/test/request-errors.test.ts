@@ -48,7 +48,7 @@ function raw(url: string, request: string): Promise<Raw> {
       try {
         resolve(parse(text))
       } catch (err) {
-        reject(err as Error)
+        reject(err instanceof Error ? err : new Error(String(err)))
       }
     })
     socket.end(request)
@@ -115,7 +115,12 @@ t.test("what Node's parser refuses is answered in the error shape: 431 for heade
 
   const garbage = await raw(url, 'NOT HTTP AT ALL\r\n\r\n')
   t.equal(garbage.status, 400)
-  t.same(garbage.body, { error: 'Bad Request', message: 'The request is not valid HTTP', code: 'BAD_REQUEST', requestId: garbage.headers['x-request-id'] })
+  t.same(garbage.body, {
+    error: 'Bad Request',
+    message: 'The request is not valid HTTP',
+    code: 'BAD_REQUEST',
+    requestId: garbage.headers['x-request-id']
+  })
 })
 
 t.test('a request that never completes: 408 REQUEST_TIMEOUT, as Node reports it', async (t) => {
@@ -134,7 +139,12 @@ t.test('a request that never completes: 408 REQUEST_TIMEOUT, as Node reports it'
   await closed
   const res = parse(text)
   t.equal(res.status, 408)
-  t.same(res.body, { error: 'Request Timeout', message: 'The request did not arrive in time', code: 'REQUEST_TIMEOUT', requestId: res.headers['x-request-id'] })
+  t.same(res.body, {
+    error: 'Request Timeout',
+    message: 'The request did not arrive in time',
+    code: 'REQUEST_TIMEOUT',
+    requestId: res.headers['x-request-id']
+  })
 })
 
 t.test('nothing is written over a response already under way: the connection is only closed', async (t) => {
@@ -151,7 +161,9 @@ t.test('nothing is written over a response already under way: the connection is 
   const { hostname, port } = new URL(url)
   const client = connect(Number(port), hostname)
   let text = ''
-  const started = new Promise<void>((resolve) => client.on('data', (d: Buffer) => ((text += d.toString('latin1')), text.includes('partial') && resolve())))
+  const started = new Promise<void>((resolve) =>
+    client.on('data', (d: Buffer) => ((text += d.toString('latin1')), text.includes('partial') && resolve()))
+  )
   client.on('error', () => {})
   const closed = new Promise((resolve) => client.once('close', resolve))
   client.write('GET /slow HTTP/1.1\r\nhost: x\r\n\r\n')

@@ -19,7 +19,10 @@ function claims() {
   if (!values.sub) throw new Error('--sub is required')
   return {
     sub: values.sub,
-    roles: values.roles.split(',').map((r) => r.trim()).filter(Boolean),
+    roles: values.roles
+      .split(',')
+      .map((r) => r.trim())
+      .filter(Boolean),
     ...(values.sid ? { sid: values.sid } : {}),
     ttlSeconds: parseTtl(values.ttl)
   }
@@ -37,6 +40,8 @@ try {
   if (!config.JWT_SECRET) console.error('warning: JWT_SECRET is unset; signing with the development secret')
   process.stdout.write(`${token}\n`)
 } catch (err) {
-  console.error(`${(err as Error).message}\nusage: pnpm run token --sub <user> [--roles user,admin] [--sid <id>] [--ttl 1h]`)
+  console.error(
+    `${err instanceof Error ? err.message : String(err)}\nusage: pnpm run token --sub <user> [--roles user,admin] [--sid <id>] [--ttl 1h]`
+  )
   process.exit(2)
 }

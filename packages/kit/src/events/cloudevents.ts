@@ -24,12 +24,9 @@ export interface EventMessage {
 }
 
 export type DecodedEvent =
-  | { ok: true; event: Envelope; mode: ContentMode }
-  | { ok: false; reason: 'INVALID_JSON' | 'INVALID_ENVELOPE'; detail: string; attribute?: string }
+  { ok: true; event: Envelope; mode: ContentMode } | { ok: false; reason: 'INVALID_JSON' | 'INVALID_ENVELOPE'; detail: string; attribute?: string }
 
-export type EventCheck =
-  | { ok: true; event: Envelope; mode: ContentMode }
-  | { ok: false; reason: EventRejection; detail: string; attribute?: string }
+export type EventCheck = { ok: true; event: Envelope; mode: ContentMode } | { ok: false; reason: EventRejection; detail: string; attribute?: string }
 
 /**
  * What a message's headers say about its content mode: `plain` is neither a CloudEvents content type
@@ -300,9 +297,18 @@ export function decodeEvent(message: EventMessage): DecodedEvent {
   const headers = headerMap(message.headers)
   const kind = kindOf(headers)
   if (kind === 'binary') return parseBinary(headers, message.body)
-  if (kind === 'batch') return refuse('INVALID_ENVELOPE', undefined, 'the batched content mode (application/cloudevents-batch+json) is not supported: send one event per message')
+  if (kind === 'batch')
+    return refuse(
+      'INVALID_ENVELOPE',
+      undefined,
+      'the batched content mode (application/cloudevents-batch+json) is not supported: send one event per message'
+    )
   if (kind === 'unsupported') {
-    return refuse('INVALID_ENVELOPE', undefined, `the event format ${quote(headers.get('content-type')?.[0])} is not supported: send application/cloudevents+json or binary mode`)
+    return refuse(
+      'INVALID_ENVELOPE',
+      undefined,
+      `the event format ${quote(headers.get('content-type')?.[0])} is not supported: send application/cloudevents+json or binary mode`
+    )
   }
   const text = bodyText(message.body)
   if (text === null) return refuse('INVALID_JSON', undefined, 'the body is not UTF-8')

@@ -84,6 +84,10 @@ export function authOptions(config: BaseConfig): AuthOptions {
   }
 }
 
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((r) => typeof r === 'string')
+}
+
 /** Turns a verified payload into a Principal, refusing tokens without a usable subject. */
 export function toPrincipal(payload: Record<string, unknown>): Principal {
   const { sub, sid, roles, jti, exp } = payload
@@ -91,13 +95,11 @@ export function toPrincipal(payload: Record<string, unknown>): Principal {
   if (sid !== undefined && (typeof sid !== 'string' || sid.length === 0 || sid.length > 128)) {
     throw new TokenInvalidError('the sid claim is malformed')
   }
-  if (roles !== undefined && (!Array.isArray(roles) || roles.some((r) => typeof r !== 'string'))) {
-    throw new TokenInvalidError('the roles claim must be an array of strings')
-  }
+  if (roles !== undefined && !isStringArray(roles)) throw new TokenInvalidError('the roles claim must be an array of strings')
   return {
     sub,
     ...(sid ? { sid } : {}),
-    roles: (roles as string[] | undefined) ?? ['user'],
+    roles: roles ?? ['user'],
     ...(typeof jti === 'string' ? { jti } : {}),
     ...(typeof exp === 'number' ? { exp } : {})
   }
@@ -105,8 +107,8 @@ export function toPrincipal(payload: Record<string, unknown>): Principal {
 
 /** Maps fast-jwt's failures onto our three 401 codes. */
 export function tokenError(err: unknown): Error {
-  const code = (err as { code?: string }).code
-  if (code === 'TOKEN_INVALID' || code === 'TOKEN_EXPIRED' || code === 'TOKEN_MISSING') return err as Error
+  const code = err instanceof Error && 'code' in err ? err.code : undefined
+  if (err instanceof Error && (code === 'TOKEN_INVALID' || code === 'TOKEN_EXPIRED' || code === 'TOKEN_MISSING')) return err
   if (code === 'FAST_JWT_EXPIRED') return new TokenExpiredError()
   const reason =
     code === 'FAST_JWT_INVALID_ALGORITHM' || code === 'FAST_JWT_MISSING_SIGNATURE'
@@ -124,8 +126,9 @@ export function tokenError(err: unknown): Error {
 export function bearerToken(header: string | undefined): string {
   if (!header) throw new TokenMissingError()
   const match = /^Bearer\s+([A-Za-z0-9_\-.=]+)$/i.exec(header.trim())
-  if (!match) throw new TokenInvalidError('the Authorization header must be "Bearer <JWT>"')
-  return match[1] as string
+  const token = match?.[1]
+  if (!token) throw new TokenInvalidError('the Authorization header must be "Bearer <JWT>"')
+  return token
 }
 
 /**
@@ -146,49 +149,10 @@ export const authPlugin = fp<AuthOptions>(
       }
     })
 
-    const verifyHs256 = (token: string): Principal => {
-      let payload: Record<string, unknown>
-      try {
-        payload = fastify.jwt.verify<Record<string, unknown>>(token)
-      } catch (err) {
-        throw tokenError(err)
-      }
-      return toPrincipal(payload)
-    }
-
     const jwks = opts.jwks ? await startJwks(fastify, opts, opts.jwks) : null
     fastify.decorate('jwks', jwks)
-
-    const verifyWith = (verify: (token: string) => Record<string, unknown>, token: string): Principal => {
-      let payload: Record<string, unknown>
-      try {
-        payload = verify(token)
-      } catch (err) {
-        throw tokenError(err)
-      }
-      return toPrincipal(payload)
-    }
-
-    const verifyUncached = jwks
-      ? (token: string): Principal => {
-          const header = jwtHeader(token)
-          if (!jwks.accepts(header.alg)) return verifyHs256(token)
-          return verifyWith(jwks.keyNow(header).verify, token)
-        }
-      : verifyHs256
-    const verifyUncachedAsync = jwks
-      ? async (token: string): Promise<Principal> => {
-          const header = jwtHeader(token)
-          if (!jwks.accepts(header.alg)) return verifyHs256(token)
-          return verifyWith((await jwks.key(header)).verify, token)
-        }
-      : async (token: string): Promise<Principal> => verifyHs256(token)
-
     const cache = opts.cacheSize ? new VerifiedTokens(opts.cacheSize, opts.clockToleranceSeconds * 1000) : null
-    const verifyToken = cache ? (token: string) => cache.get(token) ?? cache.put(token, verifyUncached(token)) : verifyUncached
-    const verifyTokenAsync = cache
-      ? async (token: string) => cache.get(token) ?? cache.put(token, await verifyUncachedAsync(token))
-      : verifyUncachedAsync
+    const { verifyToken, verifyTokenAsync } = tokenVerifier((token) => fastify.jwt.verify<Record<string, unknown>>(token), jwks, cache)
     fastify.decorate('verifyToken', verifyToken)
     fastify.decorate('verifyTokenAsync', verifyTokenAsync)
 
@@ -198,13 +162,47 @@ export const authPlugin = fp<AuthOptions>(
     fastify.decorate('authenticate', authenticate)
     fastify.decorate('requireRole', (...roles: Role[]) => async (request: FastifyRequest, reply: FastifyReply) => {
       await authenticate(request, reply)
-      if (!request.user.roles.some((r) => (roles as string[]).includes(r))) {
+      if (!request.user.roles.some((r) => roles.some((role) => role === r))) {
         throw new ForbiddenError(`This needs one of the roles: ${roles.join(', ')}`)
       }
     })
   },
   { name: 'platform-auth', fastify: '5.x' }
 )
+
+type Verify = (token: string) => Record<string, unknown>
+
+function principalOf(verify: Verify, token: string): Principal {
+  let payload: Record<string, unknown>
+  try {
+    payload = verify(token)
+  } catch (err) {
+    throw tokenError(err)
+  }
+  return toPrincipal(payload)
+}
+
+/**
+ * Token to Principal: HS256 with the secret, or, with a JWKS, the key the token's kid names for the
+ * algorithms it serves; answers from the cache when one is given. The async form may fetch an unknown kid.
+ */
+export function tokenVerifier(hs256: Verify, jwks: JwksKeySet | null, cache: VerifiedTokens | null) {
+  const verifyUncached = (token: string): Principal => {
+    const header = jwks ? jwtHeader(token) : null
+    if (!jwks || !header || !jwks.accepts(header.alg)) return principalOf(hs256, token)
+    return principalOf(jwks.keyNow(header).verify, token)
+  }
+  const verifyUncachedAsync = async (token: string): Promise<Principal> => {
+    const header = jwks ? jwtHeader(token) : null
+    if (!jwks || !header || !jwks.accepts(header.alg)) return principalOf(hs256, token)
+    return principalOf((await jwks.key(header)).verify, token)
+  }
+  if (!cache) return { verifyToken: verifyUncached, verifyTokenAsync: verifyUncachedAsync }
+  return {
+    verifyToken: (token: string) => cache.get(token) ?? cache.put(token, verifyUncached(token)),
+    verifyTokenAsync: async (token: string) => cache.get(token) ?? cache.put(token, await verifyUncachedAsync(token))
+  }
+}
 
 /** How long a verified token may be answered from the cache at most (a revoked JWKS key stops working within it). */
 const CACHE_MAX_AGE_MS = 60_000

@@ -3,14 +3,12 @@ import { maxHeaderSize as defaultMaxHeaderSize, STATUS_CODES, type Server } from
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ErrorReply } from '@platform/contracts'
+import { isErrorCode, type ErrorCode, type ErrorReply } from '@platform/contracts'
 import { isDatabaseUnavailable } from '../db/errors.js'
-
-const CODE = /^[A-Z][A-Z0-9_]*$/
 
 interface Mapped {
   status: number
-  code: string
+  code: ErrorCode
   message: string | ((request: FastifyRequest) => string)
 }
 
@@ -31,13 +29,7 @@ const FASTIFY_CODES: Record<string, Mapped> = {
 
 export const DATABASE_RETRY_AFTER_SECONDS = 5
 
-export function sendError(
-  reply: FastifyReply,
-  status: number,
-  code: string,
-  message: string,
-  extra: Partial<ErrorReply> = {}
-): FastifyReply {
+export function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, extra: Partial<ErrorReply> = {}): FastifyReply {
   const body: ErrorReply = {
     error: STATUS_CODES[status] ?? 'Error',
     message,
@@ -53,6 +45,15 @@ export function sendError(
 function errorExtras(err: FastifyError): Partial<ErrorReply> {
   const { retryAfter, title } = err as { retryAfter?: number; title?: string }
   return { ...(retryAfter !== undefined ? { retryAfter } : {}), ...(title ? { error: title } : {}) }
+}
+
+/**
+ * A 4xx whose error carries no catalogue code (a library's own): the status title as a code when the
+ * catalogue has it (404 NOT_FOUND, 415 UNSUPPORTED_MEDIA_TYPE, ...), else BAD_REQUEST; the status stays.
+ */
+function clientCodeFor(status: number): ErrorCode {
+  const title = (STATUS_CODES[status] ?? '').toUpperCase().replace(/[^A-Z0-9]+/g, '_')
+  return isErrorCode(title) ? title : 'BAD_REQUEST'
 }
 
 function validationDetails(err: FastifyError) {
@@ -83,9 +84,13 @@ export function frameworkErrorHandler(err: FastifyError, request: FastifyRequest
 }
 
 /** What Node's HTTP parser refuses, as our codes. */
-function clientErrorAnswer(code: string | undefined, maxHeaderSize: number): { status: number; code: string; message: string } {
+function clientErrorAnswer(code: string | undefined, maxHeaderSize: number): { status: number; code: ErrorCode; message: string } {
   if (code === 'HPE_HEADER_OVERFLOW') {
-    return { status: 431, code: 'HEADERS_TOO_LARGE', message: `The request line and headers are larger than the ${maxHeaderSize} bytes this server reads` }
+    return {
+      status: 431,
+      code: 'HEADERS_TOO_LARGE',
+      message: `The request line and headers are larger than the ${maxHeaderSize} bytes this server reads`
+    }
   }
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, code: 'REQUEST_TIMEOUT', message: 'The request did not arrive in time' }
   return { status: 400, code: 'BAD_REQUEST', message: 'The request is not valid HTTP' }
@@ -128,7 +133,7 @@ export const errorHandlerPlugin = fp(
       }
       const mapped = err.code ? FASTIFY_CODES[err.code] : undefined
       if (mapped) return sendMapped(reply, mapped)
-      if (err instanceof SyntaxError && (err as FastifyError).statusCode === 400) {
+      if (err instanceof SyntaxError && err.statusCode === 400) {
         return sendError(reply, 400, 'INVALID_JSON', 'The body is not valid JSON')
       }
       if (isDatabaseUnavailable(err)) {
@@ -138,17 +143,14 @@ export const errorHandlerPlugin = fp(
         })
       }
       const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
-      if (status < 500 || (status !== 500 && err.code && CODE.test(err.code))) {
-        const code = err.code && CODE.test(err.code) ? err.code : (STATUS_CODES[status] ?? 'ERROR').toUpperCase().replace(/[^A-Z0-9]+/g, '_')
-        return sendError(reply, status, code, err.message, errorExtras(err))
+      if (status < 500 || (status !== 500 && isErrorCode(err.code))) {
+        return sendError(reply, status, isErrorCode(err.code) ? err.code : clientCodeFor(status), err.message, errorExtras(err))
       }
       request.log.error({ err }, 'unhandled error')
       return sendError(reply, 500, 'INTERNAL_ERROR', `Something went wrong on our side; retry later or report request ${request.id}`)
     })
 
-    fastify.setNotFoundHandler((request, reply) =>
-      sendError(reply, 404, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`)
-    )
+    fastify.setNotFoundHandler((request, reply) => sendError(reply, 404, 'NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`))
   },
   { name: 'platform-error-handler', fastify: '5.x' }
 )

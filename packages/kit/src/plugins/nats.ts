@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { FastifyBaseLogger } from 'fastify'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream'
 import { ensureStream, streamNameFor } from '../events/streams.js'
@@ -36,102 +37,141 @@ export function namespaced(namespace: string, subject: string): string {
   return namespace ? `${namespace}.${subject}` : subject
 }
 
+export type NatsLog = Pick<FastifyBaseLogger, 'info' | 'warn' | 'error'>
+
+/** A client that connects (and keeps reconnecting) on its own, without Fastify. */
+export interface NatsClient extends NatsHandle {
+  /**
+   * The first connection attempt: resolves once it connected and ran the `onConnect` listeners, or
+   * once it failed (it then retries every second until `close()`).
+   */
+  connect(): Promise<void>
+  /** Stops retrying and drains the connection. */
+  close(): Promise<void>
+}
+
+/** A class: connection state shared by the handle's getters and the connect, watch and announce steps. */
+class ReconnectingNatsClient implements NatsClient {
+  private nc: NatsConnection | null = null
+  private isConnected = false
+  private closing = false
+  private retry: NodeJS.Timeout | undefined
+  private readonly listeners: Array<(nc: NatsConnection) => void | Promise<void>> = []
+
+  constructor(
+    private readonly opts: NatsOptions,
+    private readonly log: NatsLog
+  ) {}
+
+  get connection(): NatsConnection | null {
+    return this.nc
+  }
+
+  get connected(): boolean {
+    return this.isConnected && this.nc !== null && !this.nc.isClosed()
+  }
+
+  subject(type: string): string {
+    return namespaced(this.opts.namespace, type)
+  }
+
+  streamName(key: StreamKey): string {
+    return streamNameFor(this.opts.namespace, key)
+  }
+
+  js(): JetStreamClient {
+    if (!this.nc) throw new Error('NATS is not connected')
+    return jetstream(this.nc, { timeout: 5000 })
+  }
+
+  async jsm(): Promise<JetStreamManager> {
+    if (!this.nc) throw new Error('NATS is not connected')
+    return jetstreamManager(this.nc)
+  }
+
+  onConnect(fn: (nc: NatsConnection) => void | Promise<void>): void {
+    this.listeners.push(fn)
+    const nc = this.nc
+    // Called now, like `announce` does on a connect; a listener that throws (even synchronously) is logged.
+    if (nc && this.isConnected) void (async () => fn(nc))().catch((err) => this.log.error({ err }, 'nats onConnect listener failed'))
+  }
+
+  async connect(): Promise<void> {
+    if (this.closing) return
+    try {
+      const conn = await connect({
+        servers: this.opts.url.split(','),
+        name: this.opts.name,
+        reconnect: true,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        timeout: 2000,
+        pingInterval: 5000,
+        maxPingOut: 2
+      })
+      if (this.closing) return void (await conn.close())
+      this.nc = conn
+      this.isConnected = true
+      this.log.info({ server: conn.getServer() }, 'nats connected')
+      void this.watch(conn)
+      await this.announce(conn)
+    } catch (err) {
+      this.log.warn({ err }, 'nats unavailable, retrying')
+      this.retry = setTimeout(() => void this.connect(), 1000)
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing = true
+    clearTimeout(this.retry)
+    const nc = this.nc
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close())
+  }
+
+  /** Ensures the streams this service publishes into, then tells every listener. */
+  private async announce(conn: NatsConnection): Promise<void> {
+    try {
+      const jsm = await jetstreamManager(conn)
+      for (const key of this.opts.streams) await ensureStream(jsm, this.opts.namespace, key)
+    } catch (err) {
+      this.log.warn({ err }, 'could not ensure JetStream streams')
+    }
+    for (const fn of this.listeners) {
+      try {
+        await fn(conn)
+      } catch (err) {
+        this.log.error({ err }, 'nats onConnect listener failed')
+      }
+    }
+  }
+
+  private async watch(conn: NatsConnection): Promise<void> {
+    for await (const s of conn.status()) {
+      if (s.type === 'disconnect') {
+        this.isConnected = false
+        this.log.warn('nats disconnected')
+      } else if (s.type === 'reconnect') {
+        this.isConnected = true
+        this.log.info('nats reconnected')
+        void this.announce(conn)
+      }
+    }
+  }
+}
+
+export function createNatsClient(opts: NatsOptions, log: NatsLog): NatsClient {
+  return new ReconnectingNatsClient(opts, log)
+}
+
+/** Decorates `fastify.nats`, reports it in /ready and drains it on close. */
 export const natsPlugin = fp<NatsOptions>(
   async (fastify, opts) => {
-    let nc: NatsConnection | null = null
-    let connected = false
-    let closing = false
-    let retry: NodeJS.Timeout | undefined
-    const listeners: Array<(nc: NatsConnection) => void | Promise<void>> = []
-
-    const announce = async (conn: NatsConnection) => {
-      try {
-        const jsm = await jetstreamManager(conn)
-        for (const key of opts.streams) await ensureStream(jsm, opts.namespace, key)
-      } catch (err) {
-        fastify.log.warn({ err }, 'could not ensure JetStream streams')
-      }
-      for (const fn of listeners) {
-        try {
-          await fn(conn)
-        } catch (err) {
-          fastify.log.error({ err }, 'nats onConnect listener failed')
-        }
-      }
-    }
-
-    const watch = async (conn: NatsConnection) => {
-      for await (const s of conn.status()) {
-        if (s.type === 'disconnect') {
-          connected = false
-          fastify.log.warn('nats disconnected')
-        } else if (s.type === 'reconnect') {
-          connected = true
-          fastify.log.info('nats reconnected')
-          void announce(conn)
-        }
-      }
-    }
-
-    const attempt = async () => {
-      if (closing) return
-      try {
-        const conn = await connect({
-          servers: opts.url.split(','),
-          name: opts.name,
-          reconnect: true,
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: 250,
-          timeout: 2000,
-          pingInterval: 5000,
-          maxPingOut: 2
-        })
-        if (closing) return void (await conn.close())
-        nc = conn
-        connected = true
-        fastify.log.info({ server: conn.getServer() }, 'nats connected')
-        void watch(conn)
-        await announce(conn)
-      } catch (err) {
-        fastify.log.warn({ err }, 'nats unavailable, retrying')
-        retry = setTimeout(attempt, 1000)
-      }
-    }
+    const client = createNatsClient(opts, fastify.log)
     // A service starts and serves HTTP while NATS is still unreachable: wait briefly, never fail.
-    await waitUntil(attempt(), 2500)
-
-    const handle: NatsHandle = {
-      get connection() {
-        return nc
-      },
-      get connected() {
-        return connected && nc !== null && !nc.isClosed()
-      },
-      subject: (type) => namespaced(opts.namespace, type),
-      streamName: (key) => streamNameFor(opts.namespace, key),
-      js: () => {
-        if (!nc) throw new Error('NATS is not connected')
-        return jetstream(nc, { timeout: 5000 })
-      },
-      jsm: async () => {
-        if (!nc) throw new Error('NATS is not connected')
-        return jetstreamManager(nc)
-      },
-      onConnect: (fn) => {
-        listeners.push(fn)
-        if (nc && connected) void Promise.resolve(fn(nc)).catch((err) => fastify.log.error({ err }, 'nats onConnect listener failed'))
-      }
-    }
-    fastify.decorate('nats', handle)
-    fastify.readiness.add('nats', { required: false, check: () => (handle.connected ? 'up' : 'down') })
-
-    fastify.addHook('onClose', async () => {
-      closing = true
-      clearTimeout(retry)
-      if (nc && !nc.isClosed()) {
-        await nc.drain().catch(() => nc?.close())
-      }
-    })
+    await waitUntil(client.connect(), 2500)
+    fastify.decorate('nats', client)
+    fastify.readiness.add('nats', { required: false, check: () => (client.connected ? 'up' : 'down') })
+    fastify.addHook('onClose', () => client.close())
   },
   { name: 'platform-nats', fastify: '5.x', dependencies: ['platform-health'] }
 )
