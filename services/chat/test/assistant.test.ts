@@ -8,12 +8,12 @@ type Mode = 'ok' | 'hang' | 'fail'
 
 /** A local OpenAI-compatible endpoint whose behaviour the test switches. */
 async function fakeEndpoint(t: { teardown(fn: () => unknown): void }) {
-  const state = { mode: 'ok' as Mode, requests: [] as Array<{ url: string; auth: string | undefined; body: Frame }> }
+  const state: { mode: Mode; requests: Array<{ url: string; auth: string | undefined; body: Frame }> } = { mode: 'ok', requests: [] }
   const server = createServer((req: IncomingMessage, res) => {
     let raw = ''
     req.on('data', (c) => (raw += c))
     req.on('end', () => {
-      const body = JSON.parse(raw) as Frame
+      const body: Frame = JSON.parse(raw)
       state.requests.push({ url: req.url ?? '', auth: req.headers.authorization, body })
       const answer = () => {
         if (res.destroyed) return
@@ -40,7 +40,9 @@ async function fakeEndpoint(t: { teardown(fn: () => unknown): void }) {
     server.closeAllConnections()
     return new Promise((r) => server.close(r))
   })
-  return { state, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/v1` }
+  const address = server.address()
+  if (!address || typeof address === 'string') throw new Error('the fake endpoint listens on TCP')
+  return { state, url: `http://127.0.0.1:${address.port}/v1` }
 }
 
 /** Sends a user message and returns the assistant's reply to it. */
@@ -49,23 +51,26 @@ async function ask(c: Client, content: string): Promise<Frame> {
   return c.next((f) => f.type === 'message' && f.sender === 'assistant' && f.metadata.replyTo === mine.id, 30_000)
 }
 
+/** The endpoint's settings and a breaker whose state changes only with the calls of the test. */
+const breakerEnv = {
+  RATE_LIMIT_MESSAGES_PER_MINUTE: '1000',
+  ASSISTANT_API_KEY: 'sk-test',
+  ASSISTANT_MODEL: 'fake-1',
+  ASSISTANT_SYSTEM_PROMPT: 'Be brief.',
+  // Generous: an answering endpoint is never cut off on a busy machine; a hanging one always is.
+  RESPONSE_TIMEOUT_SECONDS: '5',
+  ASSISTANT_BREAKER_VOLUME: '3',
+  // Opens once failures reach 60 %: 2 of 4 calls do not, 3 of 5 do.
+  ASSISTANT_BREAKER_ERROR_PERCENT: '60',
+  // No window or reset time a test run reaches.
+  ASSISTANT_BREAKER_WINDOW_MS: '600000',
+  ASSISTANT_BREAKER_RESET_MS: '600000'
+}
+
 t.test('the endpoint answers with history; a timeout or an error falls back; the breaker opens', async (t) => {
   const fake = await fakeEndpoint(t)
-  const { app, wsUrl, schema } = await build(t, {
-    RATE_LIMIT_MESSAGES_PER_MINUTE: '1000',
-    ASSISTANT_URL: fake.url,
-    ASSISTANT_API_KEY: 'sk-test',
-    ASSISTANT_MODEL: 'fake-1',
-    ASSISTANT_SYSTEM_PROMPT: 'Be brief.',
-    // Generous: an answering endpoint is never cut off on a busy machine; a hanging one always is.
-    RESPONSE_TIMEOUT_SECONDS: '5',
-    ASSISTANT_BREAKER_VOLUME: '3',
-    ASSISTANT_BREAKER_ERROR_PERCENT: '50',
-    // No window or reset time a test run reaches: the breaker's state changes only with the calls below.
-    ASSISTANT_BREAKER_WINDOW_MS: '600000',
-    ASSISTANT_BREAKER_RESET_MS: '600000'
-  })
-  const c = await (clients(t))(wsUrl, 'u1')
+  const { app, wsUrl, schema } = await build(t, { ...breakerEnv, ASSISTANT_URL: fake.url })
+  const c = await clients(t)(wsUrl, 'u1')
   await c.init()
 
   const first = await ask(c, 'hello')
@@ -87,12 +92,16 @@ t.test('the endpoint answers with history; a timeout or an error falls back; the
     ]
   })
   t.equal((await ask(c, 'and again')).content, 'echo: and again')
-  t.strictSame(fake.state.requests[1]?.body.messages, [
-    { role: 'system', content: 'Be brief.' },
-    { role: 'user', content: 'hello' },
-    { role: 'assistant', content: 'echo: hello' },
-    { role: 'user', content: 'and again' }
-  ], 'the session’s recent history goes along')
+  t.strictSame(
+    fake.state.requests[1]?.body.messages,
+    [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'hello' },
+      { role: 'assistant', content: 'echo: hello' },
+      { role: 'user', content: 'and again' }
+    ],
+    'the session’s recent history goes along'
+  )
 
   fake.state.mode = 'hang'
   const slow = await ask(c, 'how do I rate a chat?')
@@ -104,9 +113,9 @@ t.test('the endpoint answers with history; a timeout or an error falls back; the
   const failed = await ask(c, 'purple elephants')
   t.equal(failed.content, 'Sorry, the assistant is not available right now. Your message is saved; please try again in a moment.')
   t.strictSame(failed.metadata, { responder: 'fallback', fallback: true, reason: 'error', replyTo: failed.metadata.replyTo })
-  t.equal(app.assistant.state, 'closed', '2 failures in 4 calls: not above 50% yet')
+  t.equal(app.assistant.state, 'closed', '2 failures in 4 calls: 50 %, below 60 %')
   t.equal((await ask(c, 'purple elephants')).metadata.reason, 'error')
-  t.equal(app.assistant.state, 'open', '3 failures in 5 calls: open')
+  t.equal(app.assistant.state, 'open', '3 failures in 5 calls: 60 %, open')
 
   const calls = fake.state.requests.length
   const open = await ask(c, 'purple elephants')
@@ -134,7 +143,7 @@ t.test('after the reset time the breaker lets one probe through, and its success
     ASSISTANT_BREAKER_WINDOW_MS: '600000',
     ASSISTANT_BREAKER_RESET_MS: '200'
   })
-  const c = await (clients(t))(wsUrl, 'u1')
+  const c = await clients(t)(wsUrl, 'u1')
   await c.init()
   t.equal((await ask(c, 'purple elephants')).metadata.reason, 'error')
   fake.state.mode = 'ok'

@@ -24,7 +24,7 @@ t.test('a token in ?token= or in Sec-WebSocket-Protocol authenticates; the proto
 
 t.test('every bad token closes the socket with 4401 and its code, anonymous allowed or not', async (t) => {
   const { wsUrl } = await build(t)
-  const cases: Array<[string, string]> = [
+  const cases: Array<[keyof typeof badTokens, string]> = [
     ['expired', 'TOKEN_EXPIRED'],
     ['wrongSecret', 'TOKEN_INVALID'],
     ['algNone', 'TOKEN_INVALID'],
@@ -32,7 +32,7 @@ t.test('every bad token closes the socket with 4401 and its code, anonymous allo
     ['malformed', 'TOKEN_INVALID']
   ]
   for (const [name, code] of cases) {
-    const token = badTokens[name as keyof typeof badTokens]()
+    const token = badTokens[name]()
     const c = await Client.open(wsUrl, { token })
     t.strictSame(await c.closed, { code: 4401, reason: code }, name)
     t.strictSame(c.frames, [], `${name}: no welcome`)
@@ -53,7 +53,7 @@ t.test('without a token: anonymous when allowed, 4401 TOKEN_MISSING when not', a
 t.test('a connection is closed with 4401 once its token expires', async (t) => {
   // The heartbeat checks expiry: the test beats by hand on the service's clock, which it moves past exp.
   const clock = testClock()
-  const { wsUrl, app } = await build(t, { HEARTBEAT_INTERVAL_MS: '3600000', JWT_CLOCK_TOLERANCE_SECONDS: '0' }, undefined, { now: clock.now })
+  const { wsUrl, app } = await build(t, { HEARTBEAT_INTERVAL_MS: '3600000', JWT_CLOCK_TOLERANCE_SECONDS: '0' }, undefined, { now: () => clock.now() })
   const token = signToken({ sub: 'u1', roles: ['user'], ttlSeconds: 60 }, { secret: TEST_JWT_SECRET })
   const c = await Client.connect(wsUrl, token)
   const conn = [...app.chatHub.connections][0]!
@@ -109,5 +109,8 @@ t.test("other users' sessions: SESSION_NOT_FOUND over WebSocket, 404 over REST",
   const admin = bearer(testToken('boss', ['user', 'admin']))
   const seen = await app.inject({ method: 'GET', url: `/api/v1/chat/sessions/${chatSessionId}/messages`, headers: admin })
   t.equal(seen.statusCode, 200, 'an admin sees every session')
-  t.strictSame(seen.json().items.map((m: { content: string }) => m.content), ['private', 'still private'])
+  t.strictSame(
+    seen.json().items.map((m: { content: string }) => m.content),
+    ['private', 'still private']
+  )
 })

@@ -43,15 +43,27 @@ t.test('clients on two instances see each other’s messages in the same order, 
   const end = await a.request({ type: 'message', content: 'end' })
   t.equal(end.seq, 37)
   await b.next((f) => f.type === 'message' && f.id === end.id)
-  t.strictSame([...onA, ...a.drain('message')].map((f) => f.seq), Array.from({ length: 30 }, (_, i) => i + 7), 'A: seq 7..36 once each')
+  t.strictSame(
+    [...onA, ...a.drain('message')].map((f) => f.seq),
+    Array.from({ length: 30 }, (_, i) => i + 7),
+    'A: seq 7..36 once each'
+  )
   t.strictSame(
     [...onB, ...b.drain('message')].map((f) => f.id),
     onA.map((f) => f.id),
     'B got the same messages in the same order'
   )
-  t.strictSame(contents(onA.filter((f) => f.content.startsWith('a'))), Array.from({ length: 15 }, (_, i) => `a${i}`), 'a client’s own messages keep their order')
+  t.strictSame(
+    contents(onA.filter((f) => f.content.startsWith('a'))),
+    Array.from({ length: 15 }, (_, i) => `a${i}`),
+    'a client’s own messages keep their order'
+  )
   const { rows } = await s.schema.query<{ seq: number }>('SELECT seq FROM chat_messages WHERE chat_session_id = $1 ORDER BY id', [chatSessionId])
-  t.strictSame(rows.map((r) => r.seq), Array.from({ length: 37 }, (_, i) => i + 1), 'ids follow seq: replay by id misses nothing')
+  t.strictSame(
+    rows.map((r) => r.seq),
+    Array.from({ length: 37 }, (_, i) => i + 1),
+    'ids follow seq: replay by id misses nothing'
+  )
 })
 
 t.test('typing and session_closed cross instances', async (t) => {
@@ -90,15 +102,21 @@ t.test('reconnecting with lastMessageId replays exactly the missed messages, on 
   const resumed = await b.init(chatSessionId, last.id)
   t.equal(resumed.recovered, true)
   t.strictSame(contents(resumed.history), ['m4', 'm5', 'm6', 'm7', 'm8'], 'exactly the missed ones, in order')
-  t.strictSame(resumed.history.map((m: Frame) => m.id), sent.slice(3).map((f) => f.id))
+  t.strictSame(
+    resumed.history.map((m: Frame) => m.id),
+    sent.slice(3).map((f) => f.id)
+  )
 
   // Live continues after the replay, with nothing repeated.
   await a.request({ type: 'message', content: 'm9' })
   t.strictSame(contents(await messages(b, 1)), ['m9'])
 
   // Up to date: nothing to replay.
-  const current = await (await open(two.wsUrl, 'u1')).init(chatSessionId, (sent.at(-1) as Frame).id)
-  t.strictSame(current.history.map((m: Frame) => m.content), ['m9'])
+  const current = await (await open(two.wsUrl, 'u1')).init(chatSessionId, sent.at(-1)?.id)
+  t.strictSame(
+    current.history.map((m: Frame) => m.content),
+    ['m9']
+  )
   t.equal(current.recovered, true)
 
   // Too far behind (more than MAX_REPLAY_MESSAGES): the latest MAX_HISTORY_MESSAGES instead.

@@ -94,11 +94,15 @@ t.test('client frames are parsed against the contract', async (t) => {
   t.same(p({ type: 'session_init', chatSessionId: 'nope' }).ok, false)
   t.same(p({ type: 'session_init', lastMessageId: '0' }).ok, false, 'ids start at 1')
   t.same(p({ type: 'message', content: 'x' }, true), { ok: false, code: 'INVALID_FRAME', message: 'Send JSON text frames, not binary ones' })
-  t.same(p({ type: 'message', content: 'x', ref: { a: 1 } }), {
-    ok: false,
-    code: 'INVALID_FRAME',
-    message: 'Invalid message frame: ref must be string'
-  }, 'an unusable ref is not echoed')
+  t.same(
+    p({ type: 'message', content: 'x', ref: { a: 1 } }),
+    {
+      ok: false,
+      code: 'INVALID_FRAME',
+      message: 'Invalid message frame: ref must be string'
+    },
+    'an unusable ref is not echoed'
+  )
 })
 
 t.test('a fixed window counts from its first hit', async (t) => {
@@ -137,10 +141,14 @@ t.test('the built-in responder greets, answers from knowledge, or says it did no
     content: knowledge.greeting,
     metadata: { responder: 'builtin', intent: 'greeting', understood: true }
   })
-  t.same(r.answer('Hi! how do I RATE this chat?'), {
-    content: knowledge.entries.find((e) => e.id === 'rating')!.answer,
-    metadata: { responder: 'builtin', intent: 'rating', understood: true }
-  }, 'knowledge wins over a greeting')
+  t.same(
+    r.answer('Hi! how do I RATE this chat?'),
+    {
+      content: knowledge.entries.find((e) => e.id === 'rating')!.answer,
+      metadata: { responder: 'builtin', intent: 'rating', understood: true }
+    },
+    'knowledge wins over a greeting'
+  )
   t.same(r.answer('purple elephants'), {
     content: 'I did not understand your question. Try asking about sessions, chat history, rating a chat or signing in.',
     metadata: { responder: 'builtin', intent: 'not_understood', understood: false }

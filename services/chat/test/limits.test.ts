@@ -65,7 +65,7 @@ t.test('the heartbeat drops a peer that misses its pong and keeps idle live ones
 
 t.test('too many frames waiting: the extra ones are answered RATE_LIMITED', async (t) => {
   const { wsUrl } = await build(t, { ...quiet, WS_MAX_PENDING_FRAMES: '2' })
-  const c = await (clients(t))(wsUrl, 'u1')
+  const c = await clients(t)(wsUrl, 'u1')
   for (let i = 0; i < 10; i++) c.send({ type: 'session_init', ref: i })
   const replies: Frame[] = []
   for (let i = 0; i < 10; i++) replies.push(await c.next((f) => f.ref === i))
@@ -119,7 +119,7 @@ t.test('Postgres down: DATABASE_UNAVAILABLE frames, the socket stays, it recover
   const proxy = await startTcpProxy(5432)
   t.teardown(() => proxy.close())
   const { wsUrl } = await build(t, { ...quiet, DATABASE_URL: `postgresql://postgres@127.0.0.1:${proxy.port}/test` })
-  const c = await (clients(t))(wsUrl, 'u1')
+  const c = await clients(t)(wsUrl, 'u1')
   await c.init()
   proxy.cut()
   t.strictSame(await c.request({ type: 'message', content: 'lost?', ref: 'd' }), {
@@ -132,9 +132,13 @@ t.test('Postgres down: DATABASE_UNAVAILABLE frames, the socket stays, it recover
   })
   t.equal(c.ws.readyState, c.ws.OPEN)
   proxy.restore()
-  const again = await waitFor(async () => {
-    const f = await c.request({ type: 'message', content: 'again' })
-    return f.type === 'message' ? f : null
-  }, 20_000, 100)
+  const again = await waitFor(
+    async () => {
+      const f = await c.request({ type: 'message', content: 'again' })
+      return f.type === 'message' ? f : null
+    },
+    20_000,
+    100
+  )
   t.equal(again.content, 'again')
 })

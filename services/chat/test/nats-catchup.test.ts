@@ -33,21 +33,25 @@ async function pair(t: Test, natsUrls: { one: string; two: string }) {
 async function writeDuring(t: Test, b: Client): Promise<Frame[]> {
   const written: Frame[] = []
   for (const content of ['down 1', 'down 2', 'down 3']) written.push(await b.request({ type: 'message', content }, LONG))
-  t.strictSame(written.map((f) => f.seq), [2, 3, 4])
+  t.strictSame(
+    written.map((f) => f.seq),
+    [2, 3, 4]
+  )
   return written
 }
 
-async function expectCaughtUp(
-  t: Test,
-  a: Client,
-  b: Client,
-  written: Frame[],
-  live: { one: () => boolean; two: () => boolean },
-  timeoutMs = LONG
-) {
+async function expectCaughtUp(t: Test, a: Client, b: Client, written: Frame[], live: { one: () => boolean; two: () => boolean }, timeoutMs = LONG) {
   const got = await messages(a, written.length, timeoutMs)
-  t.strictSame(got.map((f) => f.id), written.map((f) => f.id), 'A got exactly what B wrote meanwhile, without a new write')
-  t.strictSame(got.map((f) => f.seq), [2, 3, 4], 'in seq order')
+  t.strictSame(
+    got.map((f) => f.id),
+    written.map((f) => f.id),
+    'A got exactly what B wrote meanwhile, without a new write'
+  )
+  t.strictSame(
+    got.map((f) => f.seq),
+    [2, 3, 4],
+    'in seq order'
+  )
   await waitFor(() => live.one() && live.two(), LONG)
   const after = await b.request({ type: 'message', content: 'after' }, LONG)
   const next = await a.next('message', LONG)
@@ -82,8 +86,16 @@ t.test('a reader catches up by itself, even when the instance that wrote is gone
   await two.close()
   await nats.start()
   const got = await messages(a, written.length)
-  t.strictSame(got.map((f) => f.id), written.map((f) => f.id), 'exactly what was written meanwhile')
-  t.strictSame(got.map((f) => f.seq), [2, 3, 4], 'in seq order')
+  t.strictSame(
+    got.map((f) => f.id),
+    written.map((f) => f.id),
+    'exactly what was written meanwhile'
+  )
+  t.strictSame(
+    got.map((f) => f.seq),
+    [2, 3, 4],
+    'in seq order'
+  )
   await waitFor(() => one.app.nats.connected, LONG)
   const after = await a.request({ type: 'message', content: 'after' }, LONG)
   t.equal(after.seq, 5)
@@ -123,8 +135,10 @@ async function startStallingProxy(targetPort: number) {
     upstream.on('error', drop).on('close', drop)
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const address = server.address()
+  if (!address || typeof address === 'string') throw new Error('the stalling proxy listens on TCP')
   return {
-    port: (server.address() as { port: number }).port,
+    port: address.port,
     /** Existing connections go silent; new ones pass. */
     stall: () => {
       for (const p of pairs) p.stalled = true

@@ -1,6 +1,8 @@
 import t from 'tap'
+import { Value } from 'typebox/value'
+import { ChatMessageCreated } from '@platform/contracts'
 import { collectEvents, startNatsServer, waitFor } from '@platform/kit/testing'
-import { build, clients, shared, type Client, type Frame } from './helper.js'
+import { at, build, clients, shared, type Client, type Frame, type Tap } from './helper.js'
 
 async function messages(c: Client, n: number): Promise<Frame[]> {
   await waitFor(() => c.frames.filter((f) => f.type === 'message').length >= n, 20_000)
@@ -8,7 +10,8 @@ async function messages(c: Client, n: number): Promise<Frame[]> {
 }
 const contents = (frames: Frame[]) => frames.map((f) => f.content)
 
-t.test('a NATS outage mid-conversation loses nothing: local fan-out goes on, the rest is caught up', async (t) => {
+/** Two instances on a NATS server of the test's own; u1's connections a, a2 (on one) and b, late (on two) share a session. */
+async function cluster(t: Tap) {
   const nats = await startNatsServer()
   t.teardown(() => nats.dispose())
   const s = await shared(t)
@@ -16,18 +19,27 @@ t.test('a NATS outage mid-conversation loses nothing: local fan-out goes on, the
   const one = await build(t, env, s)
   const two = await build(t, env, s)
   const open = clients(t)
-  const a = await open(one.wsUrl, 'u1')
-  const a2 = await open(one.wsUrl, 'u1')
-  const b = await open(two.wsUrl, 'u1')
-  let late = await open(two.wsUrl, 'u1')
+  const [a, a2, b, late] = [await open(one.wsUrl, 'u1'), await open(one.wsUrl, 'u1'), await open(two.wsUrl, 'u1'), await open(two.wsUrl, 'u1')]
   const { chatSessionId } = await a.init()
   for (const c of [a2, b, late]) await c.init(chatSessionId)
+  return { nats, namespace: s.ns, one, two, open, a, a2, b, late, chatSessionId }
+}
 
+/** The message ids of the message.created events in the stream once `count` are there, each checked against its contract. */
+async function publishedMessageIds(t: Tap, natsUrl: string, namespace: string, count: number): Promise<string[]> {
+  const events = await collectEvents(natsUrl, namespace, 'chat')
+  t.teardown(() => events.close())
+  await waitFor(() => events.events.filter((e) => e.type === 'chat.events.message.created').length === count, 10_000)
+  return events.events.filter((e) => Value.Check(ChatMessageCreated, e)).map((e) => e.data.messageId)
+}
+
+t.test('a NATS outage mid-conversation loses nothing: local fan-out goes on, the rest is caught up', async (t) => {
+  const { nats, namespace, one, two, open, a, a2, b, late: dropping, chatSessionId } = await cluster(t)
   const all: Frame[] = []
   all.push(await a.request({ type: 'message', content: 'before' }))
-  for (const c of [a2, b, late]) t.strictSame(contents(await messages(c, 1)), ['before'])
-  const lastSeenByLate = all[0]!
-  late.ws.terminate()
+  for (const c of [a2, b, dropping]) t.strictSame(contents(await messages(c, 1)), ['before'])
+  const lastSeenByLate = at(all, 0)
+  dropping.ws.terminate()
 
   await nats.stop()
   await waitFor(() => !one.app.nats.connected && !two.app.nats.connected, 20_000)
@@ -48,8 +60,8 @@ t.test('a NATS outage mid-conversation loses nothing: local fan-out goes on, the
   const onTwo = await messages(b, 3)
   t.strictSame(contents(onTwo), ['during 1', 'during 2', 'from two'], 'the gap was filled, in order, before its own message')
   t.ok((await gapFills()) > fillsBefore, 'read back from Postgres: instance two never had them live')
-  t.equal(onTwo[2]!.ref, 'mine')
-  all.push(onTwo[2]!)
+  t.equal(at(onTwo, 2).ref, 'mine')
+  all.push(at(onTwo, 2))
 
   await nats.start()
   await waitFor(() => one.app.nats.connected && two.app.nats.connected, 10_000)
@@ -63,7 +75,7 @@ t.test('a NATS outage mid-conversation loses nothing: local fan-out goes on, the
   t.strictSame(contents(await messages(a2, 1)), ['after'])
 
   // The client that dropped out reconnects with its lastMessageId: everything it missed, once, in order.
-  late = await open(one.wsUrl, 'u1')
+  const late = await open(one.wsUrl, 'u1')
   const resumed = await late.init(chatSessionId, lastSeenByLate.id)
   t.equal(resumed.recovered, true)
   t.strictSame(contents(resumed.history), ['during 1', 'during 2', 'from two', 'after'])
@@ -75,11 +87,8 @@ t.test('a NATS outage mid-conversation loses nothing: local fan-out goes on, the
   for (const c of [a, a2, b, late]) t.strictSame(c.drain('message'), [], 'no duplicates anywhere')
 
   // The events waited in the outbox and were all published after the outage.
-  const events = await collectEvents(nats.url, s.ns, 'chat')
-  t.teardown(() => events.close())
-  await waitFor(() => events.events.filter((e) => e.type === 'chat.events.message.created').length === all.length, 10_000)
   t.strictSame(
-    events.events.filter((e) => e.type === 'chat.events.message.created').map((e) => (e.data as { messageId: string }).messageId),
+    await publishedMessageIds(t, nats.url, namespace, all.length),
     all.map((m) => m.id)
   )
 })

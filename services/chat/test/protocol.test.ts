@@ -1,6 +1,6 @@
 import t from 'tap'
 import { testToken } from '@platform/kit/testing'
-import { build, clients, Client } from './helper.js'
+import { build, clients, Client, type Frame } from './helper.js'
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -22,16 +22,9 @@ t.test('welcome, a new session, a message persisted then broadcast with its ref,
 
   const session = await a.init()
   t.match(session.chatSessionId, UUID)
-  t.strictSame(session, {
-    type: 'session',
-    ref: session.ref,
-    chatSessionId: session.chatSessionId,
-    status: 'active',
-    history: [],
-    recovered: false,
-    canWrite: true
-  })
-  const id = session.chatSessionId as string
+  const { ref, chatSessionId } = session
+  t.strictSame(session, { type: 'session', ref, chatSessionId, status: 'active', history: [], recovered: false, canWrite: true })
+  const id: string = session.chatSessionId
 
   // A second connection of the same user joins the session and sees the same messages.
   const b = await open(wsUrl, 'u1')
@@ -62,156 +55,108 @@ t.test('welcome, a new session, a message persisted then broadcast with its ref,
   t.equal((await b.next((f) => f.type === 'message' && f.sender === 'assistant')).id, reply.id)
   t.ok(BigInt(reply.id) > BigInt(mine.id), 'ids grow')
 
-  const rows = await schema.query<{ sender: string; content: string; seq: number; processing_ms: number | null }>(
-    'SELECT sender, content, seq, processing_ms FROM chat_messages WHERE chat_session_id = $1 ORDER BY id',
+  const { rows } = await schema.query<{ sender: string; seq: number; processing_ms: number | null }>(
+    'SELECT sender, seq, processing_ms FROM chat_messages WHERE chat_session_id = $1 ORDER BY id',
     [id]
   )
+  const stored = rows.map((r) => [r.sender, r.seq, r.processing_ms === null])
   t.strictSame(
-    rows.rows.map((r) => [r.sender, r.seq, r.processing_ms === null]),
+    stored,
     [
       ['user', 1, true],
       ['assistant', 2, false]
-    ]
+    ],
+    'the user message without processingMs, the reply with it'
   )
   t.equal(app.chatHub.connections.size, 2)
 })
 
+/** The error frame a refused frame gets back: its code and message, its ref when it had one. */
+function refusal(code: string, message: string, ref?: string | number, retryable = false): Frame {
+  return { type: 'error', code, message, retryable, ...(ref !== undefined ? { ref } : {}) }
+}
+
+/** Sends a frame (with `ref` when given) and returns the next error frame. */
+const errorFor = (c: Client) => async (frame: Frame | string, ref?: string | number) => {
+  if (typeof frame === 'string') c.send(frame)
+  else c.send(ref === undefined ? frame : { ...frame, ref })
+  return c.next('error')
+}
+
+const NO_SESSION = 'Send session_init first: there is no chat session on this connection'
+const CLOSED = 'This chat session is closed: start a new one with session_init'
+
 t.test('every error code arrives as a frame with its ref, and the socket stays open', async (t) => {
   const { wsUrl } = await build(t, { RATE_LIMIT_MESSAGES_PER_MINUTE: '3', MAX_MESSAGE_LENGTH: '20', ASSISTANT_ENABLED: 'false' })
-  const open = clients(t)
-  const c = await open(wsUrl, 'u1')
-  const err = async (frame: Record<string, unknown> | string, ref?: string | number) => {
-    if (typeof frame === 'string') c.send(frame)
-    else c.send(ref === undefined ? frame : { ...frame, ref })
-    return c.next('error')
-  }
-
-  t.strictSame(await err({ type: 'message', content: 'early' }, 'r1'), {
-    type: 'error',
-    code: 'NO_SESSION',
-    message: 'Send session_init first: there is no chat session on this connection',
-    retryable: false,
-    ref: 'r1'
-  })
-  t.strictSame(await err({ type: 'typing', isTyping: true }, 'r2'), {
-    type: 'error',
-    code: 'NO_SESSION',
-    message: 'Send session_init first: there is no chat session on this connection',
-    retryable: false,
-    ref: 'r2'
-  })
-  t.strictSame(await err('{"type": "message", '), {
-    type: 'error',
-    code: 'INVALID_FRAME',
-    message: 'The frame is not valid JSON',
-    retryable: false
-  })
-  t.strictSame(await err({ type: 'message' }, 3), {
-    type: 'error',
-    code: 'INVALID_FRAME',
-    message: 'Invalid message frame: frame must have required properties content',
-    retryable: false,
-    ref: 3
-  })
-  t.strictSame(await err({ type: 'hug' }, 'r4'), {
-    type: 'error',
-    code: 'UNKNOWN_TYPE',
-    message: 'Unknown frame type "hug"; use one of session_init, message, typing, session_close',
-    retryable: false,
-    ref: 'r4'
-  })
+  const c = await clients(t)(wsUrl, 'u1')
+  const err = errorFor(c)
   const missing = '00000000-0000-4000-8000-000000000000'
-  t.strictSame(await err({ type: 'session_init', chatSessionId: missing }, 'r5'), {
-    type: 'error',
-    code: 'SESSION_NOT_FOUND',
-    message: `No chat session ${missing}: it does not exist or is not yours`,
-    retryable: false,
-    ref: 'r5'
-  })
-  t.strictSame(await err({ type: 'session_init', lastMessageId: '5' }, 'r6'), {
-    type: 'error',
-    code: 'INVALID_FRAME',
-    message: 'lastMessageId needs the chatSessionId it belongs to',
-    retryable: false,
-    ref: 'r6'
-  })
+  const beforeSession: Array<[Frame | string, string | number | undefined, Frame]> = [
+    [{ type: 'message', content: 'early' }, 'r1', refusal('NO_SESSION', NO_SESSION, 'r1')],
+    [{ type: 'typing', isTyping: true }, 'r2', refusal('NO_SESSION', NO_SESSION, 'r2')],
+    ['{"type": "message", ', undefined, refusal('INVALID_FRAME', 'The frame is not valid JSON')],
+    [{ type: 'message' }, 3, refusal('INVALID_FRAME', 'Invalid message frame: frame must have required properties content', 3)],
+    [{ type: 'hug' }, 'r4', refusal('UNKNOWN_TYPE', 'Unknown frame type "hug"; use one of session_init, message, typing, session_close', 'r4')],
+    [
+      { type: 'session_init', chatSessionId: missing },
+      'r5',
+      refusal('SESSION_NOT_FOUND', `No chat session ${missing}: it does not exist or is not yours`, 'r5')
+    ],
+    [{ type: 'session_init', lastMessageId: '5' }, 'r6', refusal('INVALID_FRAME', 'lastMessageId needs the chatSessionId it belongs to', 'r6')]
+  ]
+  for (const [frame, ref, expected] of beforeSession) t.strictSame(await err(frame, ref), expected, expected.code)
 
   const session = await c.init()
-  t.strictSame(await err({ type: 'message', content: ' \n\t ' }, 'r7'), {
-    type: 'error',
-    code: 'EMPTY_MESSAGE',
-    message: 'The message is empty: write something first',
-    retryable: false,
-    ref: 'r7'
-  })
-  t.strictSame(await err({ type: 'message', content: 'x'.repeat(21) }, 'r8'), {
-    type: 'error',
-    code: 'MESSAGE_TOO_LONG',
-    message: 'The message has 21 characters; at most 20 are allowed',
-    retryable: false,
-    ref: 'r8'
-  })
+  t.strictSame(await err({ type: 'message', content: ' \n\t ' }, 'r7'), refusal('EMPTY_MESSAGE', 'The message is empty: write something first', 'r7'))
+  t.strictSame(
+    await err({ type: 'message', content: 'x'.repeat(21) }, 'r8'),
+    refusal('MESSAGE_TOO_LONG', 'The message has 21 characters; at most 20 are allowed', 'r8')
+  )
   // The window (Redis's, real time) opens with m1: what is left of it when refused is 60 s minus at most what has passed.
   const windowFrom = Date.now()
   for (let i = 1; i <= 3; i++) t.equal((await c.request({ type: 'message', content: `m${i}` })).seq, i)
   const limited = await err({ type: 'message', content: 'one too many' }, 'r9')
   const passed = Date.now() - windowFrom
-  t.equal(limited.code, 'RATE_LIMITED')
-  t.equal(limited.retryable, true)
-  t.equal(limited.ref, 'r9')
+  t.match(limited, { code: 'RATE_LIMITED', retryable: true, ref: 'r9' })
   t.ok(limited.retryAfterMs >= 60_000 - passed && limited.retryAfterMs <= 60_000, `retryAfterMs ${limited.retryAfterMs} (${passed} ms passed)`)
   t.equal(limited.message, `At most 3 messages per minute: retry in ${Math.ceil(limited.retryAfterMs / 1000)} s`)
 
   t.equal((await c.request({ type: 'session_close' })).type, 'session_closed')
-  t.strictSame(await err({ type: 'message', content: 'after close' }, 'r10'), {
-    type: 'error',
-    code: 'SESSION_CLOSED',
-    message: 'This chat session is closed: start a new one with session_init',
-    retryable: false,
-    ref: 'r10'
-  })
-  t.strictSame(await err({ type: 'session_close' }, 'r11'), {
-    type: 'error',
-    code: 'SESSION_CLOSED',
-    message: 'This chat session is closed: start a new one with session_init',
-    retryable: false,
-    ref: 'r11'
-  })
+  t.strictSame(await err({ type: 'message', content: 'after close' }, 'r10'), refusal('SESSION_CLOSED', CLOSED, 'r10'))
+  t.strictSame(await err({ type: 'session_close' }, 'r11'), refusal('SESSION_CLOSED', CLOSED, 'r11'))
   t.equal(c.ws.readyState, c.ws.OPEN, 'no error closed the socket')
 
   // Resuming the closed session shows its transcript as closed.
   const again = await c.init(session.chatSessionId)
   t.equal(again.status, 'closed')
-  t.strictSame(again.history.map((m: { content: string }) => m.content), ['m1', 'm2', 'm3'])
+  t.strictSame(
+    again.history.map((m: { content: string }) => m.content),
+    ['m1', 'm2', 'm3']
+  )
+})
 
-  // FORBIDDEN: an admin may read another user's session, not write in it.
-  const other = await open(wsUrl, 'u2')
-  const theirs = await other.init()
+t.test("an admin reads another user's session but may not write in it; anyone else is told it does not exist", async (t) => {
+  const { wsUrl } = await build(t, { ASSISTANT_ENABLED: 'false' })
+  const open = clients(t)
+  const owner = await open(wsUrl, 'u2')
+  const theirs = await owner.init()
   const admin = await open(wsUrl, testToken('boss', ['user', 'admin']))
   const watched = await admin.init(theirs.chatSessionId)
   t.equal(watched.canWrite, false)
-  t.strictSame(await (async () => {
-    admin.send({ type: 'message', content: 'hello', ref: 'r12' })
-    return admin.next('error')
-  })(), {
-    type: 'error',
-    code: 'FORBIDDEN',
-    message: 'You may read this chat session but not write in it',
-    retryable: false,
-    ref: 'r12'
-  })
+  t.strictSame(
+    await errorFor(admin)({ type: 'message', content: 'hello' }, 'r12'),
+    refusal('FORBIDDEN', 'You may read this chat session but not write in it', 'r12')
+  )
   // ...but it sees the owner's messages live.
-  await other.request({ type: 'message', content: 'owner speaks' })
+  await owner.request({ type: 'message', content: 'owner speaks' })
   t.equal((await admin.next('message')).content, 'owner speaks')
 
   // Someone else's session is SESSION_NOT_FOUND, exactly like a missing one.
-  t.strictSame(await err({ type: 'session_init', chatSessionId: theirs.chatSessionId }, 'r13'), {
-    type: 'error',
-    code: 'SESSION_NOT_FOUND',
-    message: `No chat session ${theirs.chatSessionId}: it does not exist or is not yours`,
-    retryable: false,
-    ref: 'r13'
-  })
+  const other = await open(wsUrl, 'u1')
+  t.strictSame(
+    await errorFor(other)({ type: 'session_init', chatSessionId: theirs.chatSessionId }, 'r13'),
+    refusal('SESSION_NOT_FOUND', `No chat session ${theirs.chatSessionId}: it does not exist or is not yours`, 'r13')
+  )
 })
 
 t.test('typing is relayed to the other connections only, throttled, never persisted', async (t) => {

@@ -2,11 +2,11 @@ import t from 'tap'
 import { Value } from 'typebox/value'
 import { ChatMessageCreated, ChatSessionClosed, ChatSessionOpened } from '@platform/contracts'
 import { bearer, collectEvents, testToken, waitFor } from '@platform/kit/testing'
-import { build, clients, type Frame } from './helper.js'
+import { at, build, clients, type Frame } from './helper.js'
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
-t.test('sessions and messages are paged; context merges; close and rating', async (t) => {
+t.test('sessions are listed newest first, a keyset page at a time', async (t) => {
   const { app, wsUrl, schema } = await build(t, { ASSISTANT_ENABLED: 'false', RATE_LIMIT_MESSAGES_PER_MINUTE: '1000' })
   const open = clients(t)
   const c = await open(wsUrl, 'u1')
@@ -24,7 +24,11 @@ t.test('sessions and messages are paged; context merges; close and rating', asyn
   const get = (url: string, headers = auth) => app.inject({ method: 'GET', url, headers })
 
   const page1 = (await get('/api/v1/chat/sessions?limit=2')).json()
-  t.strictSame(page1.items.map((s: Frame) => s.id), [ids[2], ids[1]], 'newest first')
+  t.strictSame(
+    page1.items.map((s: Frame) => s.id),
+    [ids[2], ids[1]],
+    'newest first'
+  )
   t.match(page1.items[0], {
     userId: 'u1',
     userType: 'client',
@@ -47,18 +51,30 @@ t.test('sessions and messages are paged; context merges; close and rating', asyn
   t.equal(bad.json().code, 'INVALID_CURSOR')
   const admin = bearer(testToken('boss', ['user', 'admin']))
   t.equal((await get('/api/v1/chat/sessions?userId=u1', admin)).json().items.length, 3, 'an admin lists anyone’s')
+})
+
+t.test('messages are paged back from the latest; context merges; rating; close over REST', async (t) => {
+  const { app, wsUrl } = await build(t, { ASSISTANT_ENABLED: 'false', RATE_LIMIT_MESSAGES_PER_MINUTE: '1000' })
+  const c = await clients(t)(wsUrl, 'u1')
+  const auth = bearer(testToken('u1'))
+  const get = (url: string, headers = auth) => app.inject({ method: 'GET', url, headers })
 
   // Messages: pages of the latest first, each oldest first.
-  const id = ids[2] as string
-  await c.init(id)
+  const id: string = (await c.init()).chatSessionId
   const sent: Frame[] = []
   for (let i = 1; i <= 5; i++) sent.push(await c.request({ type: 'message', content: `m${i}` }))
   const m1 = (await get(`/api/v1/chat/sessions/${id}/messages?limit=2`)).json()
-  t.strictSame(m1.items.map((m: Frame) => m.content), ['m4', 'm5'])
-  t.equal(m1.nextCursor, sent[3]!.id)
-  t.strictSame(m1.items[1], (({ type: _t, ref: _r, ...m }) => m)(sent[4]!), 'the stored message is what was broadcast')
+  t.strictSame(
+    m1.items.map((m: Frame) => m.content),
+    ['m4', 'm5']
+  )
+  t.equal(m1.nextCursor, at(sent, 3).id)
+  t.strictSame(m1.items[1], (({ type: _t, ref: _r, ...m }) => m)(at(sent, 4)), 'the stored message is what was broadcast')
   const m2 = (await get(`/api/v1/chat/sessions/${id}/messages?limit=2&before=${m1.nextCursor}`)).json()
-  t.strictSame(m2.items.map((m: Frame) => m.content), ['m2', 'm3'])
+  t.strictSame(
+    m2.items.map((m: Frame) => m.content),
+    ['m2', 'm3']
+  )
   const m3 = (await get(`/api/v1/chat/sessions/${id}/messages?limit=2&before=${m2.nextCursor}`)).json()
   t.strictSame(m3, { items: [m3.items[0]], nextCursor: null })
   t.equal(m3.items[0].content, 'm1')
@@ -66,8 +82,7 @@ t.test('sessions and messages are paged; context merges; close and rating', asyn
   t.equal((await get('/api/v1/chat/sessions/not-a-uuid/messages')).statusCode, 400)
 
   // Context: JSON merge patch.
-  const patch = (payload: unknown) =>
-    app.inject({ method: 'PATCH', url: `/api/v1/chat/sessions/${id}/context`, headers: auth, payload: payload as object })
+  const patch = (payload: object) => app.inject({ method: 'PATCH', url: `/api/v1/chat/sessions/${id}/context`, headers: auth, payload })
   t.strictSame((await patch({ page: '/billing', cart: { items: 2, total: 10 } })).json().context, { page: '/billing', cart: { items: 2, total: 10 } })
   t.strictSame((await patch({ page: null, cart: { total: 12 } })).json().context, { cart: { items: 2, total: 12 } })
   const huge = await patch({ blob: 'x'.repeat(17_000) })
@@ -89,27 +104,30 @@ t.test('sessions and messages are paged; context merges; close and rating', asyn
   t.strictSame(await c.next('session_closed'), { type: 'session_closed', chatSessionId: id, closedAt: closed.json().closedAt, reason: 'user' })
   const again = await app.inject({ method: 'POST', url: `/api/v1/chat/sessions/${id}/close`, headers: auth })
   t.strictSame(again.json(), closed.json(), 'idempotent')
-  t.strictSame((await get('/api/v1/chat/sessions?status=closed')).json().items.map((s: Frame) => s.id), [id])
+  t.strictSame(
+    (await get('/api/v1/chat/sessions?status=closed')).json().items.map((s: Frame) => s.id),
+    [id]
+  )
 })
 
 t.test('events: session.opened, message.created (userId, loginSessionId), session.closed, through the outbox', async (t) => {
   const { wsUrl, config } = await build(t)
   const events = await collectEvents(config.NATS_URL, config.NATS_NAMESPACE, 'chat')
   t.teardown(() => events.close())
-  const c = await (clients(t))(wsUrl, testToken('u1', ['user'], { sid: 'login-1' }))
+  const c = await clients(t)(wsUrl, testToken('u1', ['user'], { sid: 'login-1' }))
   const { chatSessionId } = await c.init()
   const mine = await c.request({ type: 'message', content: 'hello' })
   const reply = await c.next('message')
   await c.request({ type: 'session_close' })
   await waitFor(() => events.events.length === 4, 20_000)
-  const [opened, created, answered, closed] = events.events as Frame[]
+  const [opened, created, answered, closed] = events.events
   t.ok(Value.Check(ChatSessionOpened, opened), 'session.opened matches its contract')
   t.ok(Value.Check(ChatMessageCreated, created), 'message.created matches its contract')
   t.ok(Value.Check(ChatMessageCreated, answered))
   t.ok(Value.Check(ChatSessionClosed, closed), 'session.closed matches its contract')
-  t.strictSame(opened!.data, { chatSessionId, userId: 'u1', userType: 'client', loginSessionId: 'login-1' })
-  t.equal(opened!.source, '/chat')
-  t.strictSame(created!.data, {
+  t.strictSame(opened?.data, { chatSessionId, userId: 'u1', userType: 'client', loginSessionId: 'login-1' })
+  t.equal(opened?.source, '/chat')
+  const createdData = {
     chatSessionId,
     sender: 'user',
     userId: 'u1',
@@ -119,9 +137,17 @@ t.test('events: session.opened, message.created (userId, loginSessionId), sessio
     messageId: mine.id,
     seq: 1,
     createdAt: mine.createdAt
+  }
+  t.strictSame(created?.data, createdData)
+  t.strictSame(answered?.data, {
+    ...createdData,
+    sender: 'assistant',
+    contentLength: reply.content.length,
+    messageId: reply.id,
+    seq: 2,
+    createdAt: reply.createdAt
   })
-  t.strictSame(answered!.data, { ...created!.data, sender: 'assistant', contentLength: reply.content.length, messageId: reply.id, seq: 2, createdAt: reply.createdAt })
-  t.match(closed!.data, { chatSessionId, userId: 'u1', reason: 'user', closedAt: ISO })
+  t.match(closed?.data, { chatSessionId, userId: 'u1', reason: 'user', closedAt: ISO })
   t.equal(events.deliveries, 4, 'each published once')
 })
 
@@ -129,13 +155,13 @@ t.test('POST /internal/cleanup closes expired sessions and removes old closed on
   const { app, wsUrl, schema, config } = await build(t, { ASSISTANT_ENABLED: 'false', CHAT_RETENTION_DAYS: '30' })
   const events = await collectEvents(config.NATS_URL, config.NATS_NAMESPACE, 'chat')
   t.teardown(() => events.close())
-  const c = await (clients(t))(wsUrl, 'u1')
+  const c = await clients(t)(wsUrl, 'u1')
   const ids: string[] = []
   for (let i = 0; i < 5; i++) {
     ids.push((await c.init()).chatSessionId)
     await c.request({ type: 'message', content: `in ${i}` })
   }
-  const live = ids[4] as string
+  const live = at(ids, 4)
   // Sessions 0..2 closed 40 days ago; 3 and 4 (the one the client is in) are past expiresAt.
   await schema.query(
     `UPDATE chat_sessions SET status = 'closed', created_at = now() - interval '41 days', closed_at = now() - interval '40 days'
@@ -144,8 +170,7 @@ t.test('POST /internal/cleanup closes expired sessions and removes old closed on
   )
   await schema.query(`UPDATE chat_sessions SET expires_at = now() - interval '1 minute' WHERE id = ANY($1::uuid[])`, [ids.slice(3)])
 
-  const call = (token: string, payload: object = {}) =>
-    app.inject({ method: 'POST', url: '/internal/cleanup', headers: bearer(token), payload })
+  const call = (token: string, payload: object = {}) => app.inject({ method: 'POST', url: '/internal/cleanup', headers: bearer(token), payload })
   const user = await call(testToken('u1'))
   t.equal(user.statusCode, 403)
   t.equal(user.json().code, 'FORBIDDEN')
@@ -163,12 +188,18 @@ t.test('POST /internal/cleanup closes expired sessions and removes old closed on
   t.equal((await c.request({ type: 'message', content: 'late' })).code, 'SESSION_CLOSED')
 
   const { rows } = await schema.query<{ id: string; status: string }>('SELECT id::text, status FROM chat_sessions ORDER BY id')
-  t.strictSame(rows, ids.slice(3).sort().map((id) => ({ id, status: 'closed' })))
+  t.strictSame(
+    rows,
+    ids
+      .slice(3)
+      .sort()
+      .map((id) => ({ id, status: 'closed' }))
+  )
   const left = await schema.query<{ n: number }>('SELECT count(*)::int AS n FROM chat_messages')
   t.equal(left.rows[0]?.n, 2)
   await waitFor(() => events.events.filter((e) => e.type === 'chat.events.session.closed').length === 2, 20_000)
   t.strictSame(
-    events.events.filter((e) => e.type === 'chat.events.session.closed').map((e) => (e.data as Frame).reason),
+    events.events.filter((e) => Value.Check(ChatSessionClosed, e)).map((e) => e.data.reason),
     ['expired', 'expired']
   )
   const noBody = await app.inject({ method: 'POST', url: '/internal/cleanup', headers: bearer(testToken('w', ['service'])) })

@@ -34,7 +34,8 @@ export function loadKnowledge(path: string): Knowledge {
   try {
     value = JSON.parse(readFileSync(path, 'utf8'))
   } catch (err) {
-    throw new Error(`ASSISTANT_KNOWLEDGE_PATH: cannot read ${path}: ${(err as Error).message}`, { cause: err })
+    const reason = err instanceof Error ? err.message : String(err)
+    throw new Error(`ASSISTANT_KNOWLEDGE_PATH: cannot read ${path}: ${reason}`, { cause: err })
   }
   if (!Value.Check(Knowledge, value)) {
     const first = [...Value.Errors(Knowledge, value)][0]

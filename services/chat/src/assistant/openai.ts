@@ -1,3 +1,5 @@
+import { Type } from 'typebox'
+import { Compile } from 'typebox/compile'
 import type { AssistantAnswer, AssistantRequest, Responder } from './responder.js'
 
 export interface OpenAiOptions {
@@ -8,10 +10,17 @@ export interface OpenAiOptions {
   maxAnswerLength: number
 }
 
-interface Completion {
-  model?: unknown
-  choices?: Array<{ message?: { content?: unknown }; finish_reason?: unknown }>
-  usage?: { prompt_tokens?: unknown; completion_tokens?: unknown }
+// What the responder reads of a chat-completions reply (the first choice and the usage); the rest is ignored.
+const Completion = Compile(
+  Type.Object({ model: Type.Optional(Type.Unknown()), choices: Type.Array(Type.Unknown()), usage: Type.Optional(Type.Unknown()) })
+)
+const Choice = Compile(Type.Object({ message: Type.Object({ content: Type.String() }) }))
+const Usage = Compile(Type.Object({ prompt_tokens: Type.Number(), completion_tokens: Type.Number() }))
+
+class NoAnswerError extends Error {
+  constructor() {
+    super('the assistant endpoint sent no answer')
+  }
 }
 
 /** `https://host/v1` → `https://host/v1/chat/completions`; a full completions URL is kept. */
@@ -45,21 +54,22 @@ export class OpenAiResponder implements Responder {
       signal
     })
     if (!res.ok) {
+      // The status already fails the call; a body that cannot be cancelled is released with the response.
       await res.body?.cancel().catch(() => {})
       throw new Error(`the assistant endpoint answered ${res.status}`)
     }
-    const body = (await res.json()) as Completion
-    const content = body.choices?.[0]?.message?.content
-    if (typeof content !== 'string' || content.trim() === '') throw new Error('the assistant endpoint sent no answer')
-    const usage = body.usage
+    const body: unknown = await res.json()
+    if (!Completion.Check(body)) throw new NoAnswerError()
+    const choice = body.choices[0]
+    if (!Choice.Check(choice) || choice.message.content.trim() === '') throw new NoAnswerError()
+    const model = typeof body.model === 'string' ? body.model : this.opts.model
+    const usage = Usage.Check(body.usage) ? body.usage : null
     return {
-      content: content.slice(0, this.opts.maxAnswerLength),
+      content: choice.message.content.slice(0, this.opts.maxAnswerLength),
       metadata: {
         responder: this.name,
-        model: typeof body.model === 'string' ? body.model : this.opts.model,
-        ...(usage && typeof usage.prompt_tokens === 'number' && typeof usage.completion_tokens === 'number'
-          ? { usage: { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens } }
-          : {})
+        model,
+        ...(usage ? { usage: { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens } } : {})
       }
     }
   }

@@ -1,20 +1,24 @@
 import { Compile, type Validator } from 'typebox/compile'
 import type { TSchema } from 'typebox'
-import {
-  ChatClientFrames,
-  ChatLiveEnvelope,
-  type ChatClientFrame,
-  type ChatClientFrameType,
-  type ChatFrameRef
-} from '@platform/contracts'
+import { ChatClientFrames, ChatLiveEnvelope, type ChatClientFrame, type ChatClientFrameType, type ChatFrameRef } from '@platform/contracts'
 
 export type ParsedFrame =
-  | { ok: true; frame: ChatClientFrame }
-  | { ok: false; code: 'INVALID_FRAME' | 'UNKNOWN_TYPE'; message: string; ref?: ChatFrameRef }
+  { ok: true; frame: ChatClientFrame } | { ok: false; code: 'INVALID_FRAME' | 'UNKNOWN_TYPE'; message: string; ref?: ChatFrameRef }
 
-const validators = Object.fromEntries(
-  Object.entries(ChatClientFrames).map(([type, schema]) => [type, Compile(schema as TSchema)])
-) as Record<ChatClientFrameType, Validator>
+/** One frame type's check: the typed frame when a value matches, and the validator that says why when not. */
+function frameCheck<T extends TSchema>(schema: T) {
+  const validator = Compile(schema)
+  return { validator, parse: (value: unknown) => (validator.Check(value) ? value : null) }
+}
+
+const checks = {
+  session_init: frameCheck(ChatClientFrames.session_init),
+  message: frameCheck(ChatClientFrames.message),
+  typing: frameCheck(ChatClientFrames.typing),
+  session_close: frameCheck(ChatClientFrames.session_close)
+} satisfies Record<ChatClientFrameType, unknown>
+
+const isFrameType = (type: string): type is ChatClientFrameType => Object.hasOwn(checks, type)
 
 const liveValidator = Compile(ChatLiveEnvelope)
 
@@ -23,10 +27,10 @@ const isRef = (v: unknown): v is ChatFrameRef =>
 
 /** The most useful validation message: unknown fields first, then the first concrete failure. */
 function describe(validator: Validator, value: unknown): string {
-  const errors = [...validator.Errors(value)]
+  const errors = validator.Errors(value)
   const extra = errors.find((e) => e.keyword === 'additionalProperties')
   if (extra) {
-    const names = (extra.params as { additionalProperties?: string[] }).additionalProperties ?? []
+    const names = extra.params.additionalProperties
     return `unknown field${names.length === 1 ? '' : 's'} ${names.map((n) => `"${n}"`).join(', ')}`
   }
   const first = errors.find((e) => e.keyword !== 'boolean' && e.keyword !== 'anyOf') ?? errors[0]
@@ -40,45 +44,44 @@ export function refOf(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean):
   return parsed.ok ? parsed.frame.ref : parsed.ref
 }
 
+function textOf(data: Buffer | ArrayBuffer | Buffer[]): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8')
+  return Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8')
+}
+
 /** Parses one client frame and checks it against its contract; `ref` is kept when it is usable. */
 export function parseClientFrame(data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): ParsedFrame {
   if (isBinary) return { ok: false, code: 'INVALID_FRAME', message: 'Send JSON text frames, not binary ones' }
   let value: unknown
   try {
-    const text = Buffer.isBuffer(data)
-      ? data.toString('utf8')
-      : Array.isArray(data)
-        ? Buffer.concat(data).toString('utf8')
-        : Buffer.from(data).toString('utf8')
-    value = JSON.parse(text)
+    value = JSON.parse(textOf(data))
   } catch {
     return { ok: false, code: 'INVALID_FRAME', message: 'The frame is not valid JSON' }
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, code: 'INVALID_FRAME', message: 'A frame is a JSON object with a "type"' }
   }
-  const { type, ref } = value as { type?: unknown; ref?: unknown }
+  const type = 'type' in value ? value.type : undefined
+  const ref = 'ref' in value ? value.ref : undefined
   const echo = isRef(ref) ? { ref } : {}
   if (typeof type !== 'string') return { ok: false, code: 'INVALID_FRAME', message: 'The frame has no "type" string', ...echo }
-  const validator = Object.hasOwn(validators, type) ? validators[type as ChatClientFrameType] : undefined
-  if (!validator) {
-    return {
-      ok: false,
-      code: 'UNKNOWN_TYPE',
-      message: `Unknown frame type "${type.slice(0, 50)}"; use one of ${Object.keys(validators).join(', ')}`,
-      ...echo
-    }
+  if (!isFrameType(type)) {
+    const message = `Unknown frame type "${type.slice(0, 50)}"; use one of ${Object.keys(checks).join(', ')}`
+    return { ok: false, code: 'UNKNOWN_TYPE', message, ...echo }
   }
-  if (!validator.Check(value)) return { ok: false, code: 'INVALID_FRAME', message: `Invalid ${type} frame: ${describe(validator, value)}`, ...echo }
-  return { ok: true, frame: value as ChatClientFrame }
+  const check = checks[type]
+  const frame = check.parse(value)
+  if (!frame) return { ok: false, code: 'INVALID_FRAME', message: `Invalid ${type} frame: ${describe(check.validator, value)}`, ...echo }
+  return { ok: true, frame }
 }
 
 /** A live envelope from another instance, or null when it does not match the contract. */
 export function parseLiveEnvelope(data: Uint8Array): ChatLiveEnvelope | null {
   try {
     const value: unknown = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'))
-    return liveValidator.Check(value) ? (value as ChatLiveEnvelope) : null
+    return liveValidator.Check(value) ? value : null
   } catch {
+    // Not JSON: the caller drops it like any frame that does not match the contract.
     return null
   }
 }

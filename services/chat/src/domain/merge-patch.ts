@@ -1,13 +1,14 @@
-type Json = Record<string, unknown>
+import type { JsonObject } from './json.js'
 
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** JSON merge patch (RFC 7386): objects merge recursively, `null` removes a key, anything else replaces. */
-export function mergePatch(target: Json, patch: Json): Json {
-  const result: Json = { ...target }
+export function mergePatch(target: JsonObject, patch: JsonObject): JsonObject {
+  const result: JsonObject = { ...target }
   for (const [key, value] of Object.entries(patch)) {
+    const current = result[key]
     if (value === null) delete result[key]
-    else if (isObject(value)) result[key] = mergePatch(isObject(result[key]) ? (result[key] as Json) : {}, value)
+    else if (isObject(value)) result[key] = mergePatch(isObject(current) ? current : {}, value)
     else result[key] = value
   }
   return result

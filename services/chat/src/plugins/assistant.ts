@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
-import CircuitBreaker from 'opossum'
+import type CircuitBreaker from 'opossum'
 import { Counter, Gauge } from 'prom-client'
+import { breakerState, createBreaker, type BreakerOptions } from '@platform/kit'
 import type { AssistantAnswer, AssistantRequest, Responder } from '../assistant/responder.js'
 import { BuiltinResponder, loadKnowledge } from '../assistant/builtin.js'
 import { OpenAiResponder } from '../assistant/openai.js'
@@ -28,8 +29,13 @@ declare module 'fastify' {
   }
 }
 
-const UNAVAILABLE =
-  'Sorry, the assistant is not available right now. Your message is saved; please try again in a moment.'
+const UNAVAILABLE = 'Sorry, the assistant is not available right now. Your message is saved; please try again in a moment.'
+
+export interface AssistantHooks {
+  onFallback?: (reason: FallbackReason) => void
+  /** Logs the breaker's transitions. */
+  log?: BreakerOptions['log']
+}
 
 /**
  * Answers user messages through a pluggable responder. A remote responder runs behind a circuit
@@ -39,25 +45,28 @@ const UNAVAILABLE =
 export class Assistant {
   private readonly breaker: CircuitBreaker<[AssistantRequest], AssistantAnswer> | null
   private readonly stopping = new AbortController()
+  private readonly onFallback: (reason: FallbackReason) => void
 
   constructor(
     readonly responder: Responder,
     private readonly builtin: BuiltinResponder,
-    private readonly opts: Pick<AssistantOptions, 'timeoutMs' | 'breaker'>,
-    private readonly onFallback: (reason: FallbackReason) => void = () => {}
+    opts: Pick<AssistantOptions, 'timeoutMs' | 'breaker'>,
+    hooks: AssistantHooks = {}
   ) {
+    this.onFallback = hooks.onFallback ?? (() => {})
     this.breaker =
       responder === builtin
         ? null
-        : new CircuitBreaker(
-            (request: AssistantRequest) =>
-              responder.respond(request, AbortSignal.any([this.stopping.signal, AbortSignal.timeout(opts.timeoutMs)])),
+        : createBreaker(
+            (request: AssistantRequest) => responder.respond(request, AbortSignal.any([this.stopping.signal, AbortSignal.timeout(opts.timeoutMs)])),
             {
-              timeout: opts.timeoutMs,
-              errorThresholdPercentage: opts.breaker.errorPercent,
-              volumeThreshold: opts.breaker.volume,
-              rollingCountTimeout: opts.breaker.windowMs,
-              resetTimeout: opts.breaker.resetMs
+              name: 'assistant',
+              timeoutMs: opts.timeoutMs,
+              errorPercentage: opts.breaker.errorPercent,
+              volume: opts.breaker.volume,
+              windowMs: opts.breaker.windowMs,
+              resetMs: opts.breaker.resetMs,
+              ...(hooks.log ? { log: hooks.log } : {})
             }
           )
   }
@@ -68,14 +77,7 @@ export class Assistant {
 
   /** closed | half_open | open, or disabled when the built-in responder answers alone. */
   get state(): 'disabled' | 'closed' | 'half_open' | 'open' {
-    if (!this.breaker) return 'disabled'
-    return this.breaker.opened ? 'open' : this.breaker.halfOpen ? 'half_open' : 'closed'
-  }
-
-  onStateChange(fn: (state: 'open' | 'half_open' | 'closed') => void): void {
-    this.breaker?.on('open', () => fn('open'))
-    this.breaker?.on('halfOpen', () => fn('half_open'))
-    this.breaker?.on('close', () => fn('closed'))
+    return this.breaker ? breakerState(this.breaker) : 'disabled'
   }
 
   async reply(request: AssistantRequest): Promise<AssistantReply> {
@@ -105,9 +107,10 @@ export class Assistant {
 
   private reasonOf(err: unknown): FallbackReason {
     if (this.stopping.signal.aborted) return 'shutdown'
-    const e = err as { code?: string; name?: string }
-    if (e.code === 'EOPENBREAKER') return 'circuit_open'
-    if (e.code === 'ETIMEDOUT' || e.name === 'TimeoutError') return 'timeout'
+    const code = typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined
+    const name = typeof err === 'object' && err !== null && 'name' in err ? err.name : undefined
+    if (code === 'EOPENBREAKER') return 'circuit_open'
+    if (code === 'ETIMEDOUT' || name === 'TimeoutError') return 'timeout'
     return 'error'
   }
 
@@ -139,7 +142,7 @@ export const assistantPlugin = fp<AssistantOptions>(
       labelNames: ['reason'] as const,
       registers: [fastify.metrics]
     })
-    const assistant = new Assistant(responder, builtin, opts, (reason) => fallbacks.inc({ reason }))
+    const assistant = new Assistant(responder, builtin, opts, { onFallback: (reason) => fallbacks.inc({ reason }), log: fastify.log })
     new Gauge({
       name: 'chat_assistant_breaker_open',
       help: '1 while the assistant breaker is open (0.5 half-open)',
@@ -147,10 +150,6 @@ export const assistantPlugin = fp<AssistantOptions>(
       collect() {
         this.set(assistant.state === 'open' ? 1 : assistant.state === 'half_open' ? 0.5 : 0)
       }
-    })
-    assistant.onStateChange((state) => {
-      if (state === 'open') fastify.log.warn('assistant breaker opened: answering with fallbacks')
-      else fastify.log.info({ state }, 'assistant breaker state changed')
     })
     fastify.readiness.add('assistant', {
       required: false,

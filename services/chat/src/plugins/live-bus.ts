@@ -167,6 +167,7 @@ export class LiveBus {
   private async flush(nc: NatsConnection): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
+      // A failed flush means the connection went: the next connect flushes and resyncs itself.
       nc.flush().catch(() => {}),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, this.flushTimeoutMs)

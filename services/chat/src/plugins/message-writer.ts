@@ -1,32 +1,9 @@
 import type pg from 'pg'
 import { randomUUID } from 'node:crypto'
-import { ChatEventSubjects, type ChatMessage, type ChatMessageCreatedData, type ChatSender } from '@platform/contracts'
+import { ChatEventSubjects, type ChatMessageCreatedData } from '@platform/contracts'
 import { createEvent } from '@platform/kit'
 import type { AppendResult, NewMessage } from '../domain/message.js'
-
-export interface MessageRow {
-  id: string
-  chat_session_id: string
-  seq: number
-  sender: ChatSender
-  content: string
-  metadata: Record<string, unknown>
-  processing_ms: number | null
-  created_at: Date
-}
-
-export const MESSAGE_COLUMNS = 'id::text AS id, chat_session_id, seq, sender, content, metadata, processing_ms, created_at'
-
-export const messageFromRow = (r: MessageRow): ChatMessage => ({
-  id: r.id,
-  chatSessionId: r.chat_session_id,
-  seq: r.seq,
-  sender: r.sender,
-  content: r.content,
-  metadata: r.metadata,
-  processingMs: r.processing_ms,
-  createdAt: r.created_at.toISOString()
-})
+import { MESSAGE_COLUMNS, messageFromRow, type MessageRow } from '../store/message-row.js'
 
 interface Pending {
   message: NewMessage
@@ -119,8 +96,7 @@ export class MessageWriter {
     this.inflight++
     this.schedule()
     try {
-      const results = await this.write(batch.map((p) => p.message))
-      batch.forEach((p, i) => p.resolve(results[i] as AppendResult))
+      await this.write(batch)
     } catch (err) {
       for (const p of batch) p.reject(err)
     } finally {
@@ -129,9 +105,10 @@ export class MessageWriter {
     }
   }
 
-  private async write(batch: NewMessage[]): Promise<AppendResult[]> {
+  /** One statement for the batch; each waiting append gets its message, or why its session took none. */
+  private async write(batch: Pending[]): Promise<void> {
     const base = createEvent(ChatEventSubjects.messageCreated, this.opts.source, {})
-    const col = <T>(fn: (m: NewMessage) => T) => batch.map(fn)
+    const col = <T>(fn: (m: NewMessage) => T) => batch.map((p) => fn(p.message))
     const { rows } = await this.opts.pool.query<MessageRow & { ord: number }>(this.sql, [
       col((m) => m.chatSessionId),
       col((m) => m.sender),
@@ -143,19 +120,20 @@ export class MessageWriter {
       base.type,
       JSON.stringify({ ...base, id: undefined, data: undefined })
     ])
-    const results: Array<AppendResult | undefined> = new Array(batch.length)
-    for (const row of rows) results[row.ord - 1] = { ok: true, message: messageFromRow(row) }
+    const written = new Map(rows.map((row) => [row.ord - 1, messageFromRow(row)]))
     if (rows.length > 0) this.opts.onWritten()
-    if (rows.length < batch.length) {
-      // Left out: the session is closed or expired, or it no longer exists.
-      const missing = [...new Set(batch.filter((_, i) => !results[i]).map((m) => m.chatSessionId))]
-      const existing = await this.opts.pool.query<{ id: string }>(this.existsSql, [missing])
-      const exists = new Set(existing.rows.map((r) => r.id))
-      batch.forEach((m, i) => {
-        results[i] ??= { ok: false, reason: exists.has(m.chatSessionId) ? 'closed' : 'not_found' }
-      })
-    }
-    return results as AppendResult[]
+    // Left out: the session is closed or expired, or it no longer exists.
+    const refused = batch.filter((_, i) => !written.has(i)).map((p) => p.message.chatSessionId)
+    const exists = refused.length > 0 ? await this.existing(refused) : new Set<string>()
+    batch.forEach((p, i) => {
+      const message = written.get(i)
+      p.resolve(message ? { ok: true, message } : { ok: false, reason: exists.has(p.message.chatSessionId) ? 'closed' : 'not_found' })
+    })
+  }
+
+  private async existing(chatSessionIds: string[]): Promise<Set<string>> {
+    const { rows } = await this.opts.pool.query<{ id: string }>(this.existsSql, [[...new Set(chatSessionIds)]])
+    return new Set(rows.map((r) => r.id))
   }
 }
 

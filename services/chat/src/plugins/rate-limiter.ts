@@ -1,11 +1,11 @@
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
+import type { ClientContext, Redis, Result } from 'ioredis'
 import { takeFromWindow, type RateDecision, type RateWindow } from '../domain/rate-window.js'
 
 declare module 'ioredis' {
-  interface RedisCommander {
+  interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
     /** INCR with a window set on the first hit: [count, pttl]. */
-    chatRateTake(key: string, windowMs: number): Promise<[number, number]>
+    chatRateTake(key: string, windowMs: number): Result<[number, number], Context>
   }
 }
 
@@ -34,7 +34,8 @@ interface Waiting {
   resolve: (outcome: RateOutcome) => void
 }
 
-type Pipeline = ReturnType<Redis['pipeline']> & { chatRateTake(key: string, windowMs: number): void }
+/** A pipeline reply of chatRateTake: [count, pttl]. */
+const isCountAndTtl = (v: unknown): v is [number, number] => Array.isArray(v) && typeof v[0] === 'number' && typeof v[1] === 'number'
 
 /**
  * Messages per user per window, shared by every chat instance through one Redis counter per user;
@@ -64,17 +65,18 @@ export class ChatRateLimiter {
     this.waiting = []
     let results: Array<[Error | null, unknown]> | null = null
     try {
-      const pipeline = this.redis.pipeline() as Pipeline
+      const pipeline = this.redis.pipeline()
       for (const w of batch) pipeline.chatRateTake(`chat:rate:user:${w.userId}`, this.windowMs)
       results = await pipeline.exec()
     } catch {
+      // Redis is away: every check of the batch counts in this instance's memory (degraded) below.
       results = null
     }
     const now = Date.now()
     batch.forEach((w, i) => {
       const [err, value] = results?.[i] ?? [new Error('no reply'), null]
-      if (err || !Array.isArray(value)) return w.resolve({ ...this.takeLocal(w.userId, now), degraded: true })
-      const [count, ttl] = value as [number, number]
+      if (err || !isCountAndTtl(value)) return w.resolve({ ...this.takeLocal(w.userId, now), degraded: true })
+      const [count, ttl] = value
       w.resolve(
         count <= this.limit
           ? { allowed: true, retryAfterMs: 0, degraded: false }

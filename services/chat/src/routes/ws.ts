@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import { ServerResponse } from 'node:http'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { ChatCloseCodes } from '@platform/contracts'
 import { anonymousIdentity, identityOf, tokenFromProtocols, type ChatIdentity } from '../domain/identity.js'
-import { Connection } from '../plugins/chat-hub.js'
+import { Connection } from '../hub/connection.js'
 
 export interface WsRouteOptions {
   allowAnonymous: boolean
@@ -17,9 +18,14 @@ export interface WsRouteOptions {
  * (about 3 KB of heap and 0.5 KB of buffers per connection). Detaching it keeps connections small.
  */
 function releaseUpgradeResponse(request: FastifyRequest): void {
-  const socket = request.raw.socket as unknown as { _httpMessage?: { detachSocket(s: unknown): void } | null }
-  socket._httpMessage?.detachSocket(socket)
+  const socket = request.raw.socket
+  // Node keeps the upgrade's response as the socket's `_httpMessage`, which its types do not show.
+  const response = '_httpMessage' in socket ? socket._httpMessage : null
+  if (response instanceof ServerResponse) response.detachSocket(socket)
 }
+
+/** The `code` of a thrown error (TOKEN_INVALID, TOKEN_EXPIRED), when it has one. */
+const codeOf = (err: unknown): unknown => (typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined)
 
 /** GET /ws/chat: authenticates the upgrade (4401 on a bad token), greets, hands the socket to the hub. */
 export const wsRoutes: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
@@ -27,16 +33,15 @@ export const wsRoutes: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts
 
   /** The identity behind the upgrade, or the code of the reason to refuse it. */
   const identify = (request: FastifyRequest, connectionId: string): ChatIdentity | string => {
-    const query = request.query as { token?: unknown }
-    const token =
-      typeof query.token === 'string' && query.token !== ''
-        ? query.token
-        : tokenFromProtocols(request.headers['sec-websocket-protocol'])
+    const query: unknown = request.query
+    const fromQuery = typeof query === 'object' && query !== null && 'token' in query ? query.token : undefined
+    const token = typeof fromQuery === 'string' && fromQuery !== '' ? fromQuery : tokenFromProtocols(request.headers['sec-websocket-protocol'])
     if (!token) return opts.allowAnonymous ? anonymousIdentity(connectionId) : 'TOKEN_MISSING'
     try {
       return identityOf(fastify.verifyToken(token))
     } catch (err) {
-      return (err as { code?: string }).code ?? 'TOKEN_INVALID'
+      const code = codeOf(err)
+      return typeof code === 'string' ? code : 'TOKEN_INVALID'
     }
   }
 
