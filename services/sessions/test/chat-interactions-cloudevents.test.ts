@@ -13,8 +13,15 @@ t.test('chat interactions from other producers: any id, counted once per (source
     payload: { sid: 'ce-sid', userId: 'judy', ip: '10.0.0.1', userAgent: 'curl/8' }
   })
   const data = {
-    chatSessionId: '0b6c7c7e-4b0e-4a52-9d8e-1f9a1c2b3d4e', messageId: '1', seq: 1, sender: 'user', userId: 'judy',
-    userType: 'client', loginSessionId: 'ce-sid', contentLength: 5, createdAt: '2026-01-01T00:00:00.000Z'
+    chatSessionId: '0b6c7c7e-4b0e-4a52-9d8e-1f9a1c2b3d4e',
+    messageId: '1',
+    seq: 1,
+    sender: 'user',
+    userId: 'judy',
+    userType: 'client',
+    loginSessionId: 'ce-sid',
+    contentLength: 5,
+    createdAt: '2026-01-01T00:00:00.000Z'
   }
   const attributes = { specversion: '1.0', id: 'msg-1', source: 'https://chat.example/bridge', type: 'chat.events.message.created' }
   const subject = 'chat.events.message.created'

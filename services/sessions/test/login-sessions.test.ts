@@ -5,7 +5,8 @@ import { bearer, publishEvents, testToken, waitFor } from '@platform/kit/testing
 import { build } from './helper.js'
 
 const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36'
-const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1'
+const IPHONE =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1'
 const BOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)'
 
 const service = bearer(testToken('gateway', ['service']))
@@ -23,7 +24,10 @@ t.test('first sight of a sid starts a login session with its device', async (t) 
   t.same(rows, [{ device_type: 'mobile', browser: 'Mobile Safari 17', os: 'iOS 17.0', ip_address: '203.0.113.7', request_count: 0 }])
   t.equal((await resolve(app, 'sid-1', 'alice', IPHONE)).statusCode, 200, 'resolving again is idempotent')
   const { rows: events } = await schema.query('SELECT type FROM outbox ORDER BY seq')
-  t.same(events.map((e) => e.type), ['sessions.login.started'])
+  t.same(
+    events.map((e) => e.type),
+    ['sessions.login.started']
+  )
 
   const redis = new Redis(config.REDIS_URL, { keyPrefix: config.REDIS_KEY_PREFIX })
   t.teardown(() => redis.disconnect())
@@ -45,7 +49,17 @@ t.test('the 6th session ends the oldest (end_oldest, the default)', async (t) =>
   const { app, schema } = await build(t)
   for (let i = 1; i <= 6; i++) t.equal((await resolve(app, `s${i}`, 'bob')).statusCode, 200)
   const { rows } = await schema.query(`SELECT id, end_reason FROM login_sessions ORDER BY created_at, id`)
-  t.same(rows.map((r) => [r.id, r.end_reason]), [['s1', 'limit'], ['s2', null], ['s3', null], ['s4', null], ['s5', null], ['s6', null]])
+  t.same(
+    rows.map((r) => [r.id, r.end_reason]),
+    [
+      ['s1', 'limit'],
+      ['s2', null],
+      ['s3', null],
+      ['s4', null],
+      ['s5', null],
+      ['s6', null]
+    ]
+  )
   const again = await resolve(app, 's1', 'bob')
   t.equal(again.json().endReason, 'limit', 'the ended sid stays ended')
 })
@@ -72,21 +86,31 @@ t.test('inactivity and max age end a session at its next use', async (t) => {
   await schema.query(`UPDATE login_sessions SET created_at = now() - interval '2 hours' WHERE id = 'old'`)
   t.equal((await resolve(app, 'idle', 'dan')).json().endReason, 'inactive')
   t.equal((await resolve(app, 'old', 'dan')).json().endReason, 'expired')
-  const { rows } = await schema.query(`SELECT type, envelope->'data'->>'reason' AS reason FROM outbox WHERE type = 'sessions.login.ended' ORDER BY seq`)
-  t.same(rows, [{ type: 'sessions.login.ended', reason: 'inactive' }, { type: 'sessions.login.ended', reason: 'expired' }])
+  const { rows } = await schema.query(
+    `SELECT type, envelope->'data'->>'reason' AS reason FROM outbox WHERE type = 'sessions.login.ended' ORDER BY seq`
+  )
+  t.same(rows, [
+    { type: 'sessions.login.ended', reason: 'inactive' },
+    { type: 'sessions.login.ended', reason: 'expired' }
+  ])
 })
 
 t.test('ending with a violation records it, emits both events and marks the hot state', async (t) => {
   const { app, schema, config } = await build(t)
   await resolve(app, 'v1', 'erin')
   const res = await app.inject({
-    method: 'POST', url: '/internal/login-sessions/v1/end', headers: service,
+    method: 'POST',
+    url: '/internal/login-sessions/v1/end',
+    headers: service,
     payload: { reason: 'security', violation: 'user_agent_changed', detail: 'user agent changed' }
   })
   t.equal(res.statusCode, 200)
   t.equal(res.json().endReason, 'security')
   const { rows } = await schema.query('SELECT type FROM outbox ORDER BY seq')
-  t.same(rows.map((r) => r.type), ['sessions.login.started', 'sessions.login.violation', 'sessions.login.ended'])
+  t.same(
+    rows.map((r) => r.type),
+    ['sessions.login.started', 'sessions.login.violation', 'sessions.login.ended']
+  )
   const redis = new Redis(config.REDIS_URL, { keyPrefix: config.REDIS_KEY_PREFIX })
   t.teardown(() => redis.disconnect())
   t.equal(await redis.hget('login:state:v1', 'ended'), 'security')
@@ -102,7 +126,14 @@ t.test('my device list, revoke one, revoke others, log out', async (t) => {
   const me = bearer(testToken('frank', ['user'], { sid: 'b' }))
 
   const list = (await app.inject({ method: 'GET', url: '/api/v1/login-sessions', headers: me })).json()
-  t.same(list.items.map((s: { id: string; current: boolean }) => [s.id, s.current]), [['c', false], ['b', true], ['a', false]])
+  t.same(
+    list.items.map((s: { id: string; current: boolean }) => [s.id, s.current]),
+    [
+      ['c', false],
+      ['b', true],
+      ['a', false]
+    ]
+  )
   t.equal(list.items[0].deviceType, 'desktop')
 
   const other = await app.inject({ method: 'DELETE', url: '/api/v1/login-sessions/x', headers: me })
@@ -136,7 +167,10 @@ t.test('my device list, revoke one, revoke others, log out', async (t) => {
   t.equal((await app.inject({ method: 'GET', url: '/api/v1/login-sessions?userId=frank', headers: grace })).statusCode, 403)
   const admin = bearer(testToken('root', ['admin']))
   const seen = (await app.inject({ method: 'GET', url: '/api/v1/login-sessions?userId=grace', headers: admin })).json()
-  t.same(seen.items.map((s: { id: string }) => s.id), ['x'])
+  t.same(
+    seen.items.map((s: { id: string }) => s.id),
+    ['x']
+  )
 })
 
 t.test('activity batches update last seen, request counts and IP changes in one write', async (t) => {
@@ -145,8 +179,16 @@ t.test('activity batches update last seen, request counts and IP changes in one 
   await resolve(app, 'm2', 'heidi', IPHONE, '10.0.0.2')
   const at = Date.now() + 5000
   const res = await app.inject({
-    method: 'POST', url: '/internal/login-sessions/activity', headers: service,
-    payload: { items: [{ sid: 'm1', lastSeenAt: at, requests: 40, ip: '10.9.9.9' }, { sid: 'm2', lastSeenAt: at, requests: 2 }, { sid: 'ghost', lastSeenAt: at, requests: 1 }] }
+    method: 'POST',
+    url: '/internal/login-sessions/activity',
+    headers: service,
+    payload: {
+      items: [
+        { sid: 'm1', lastSeenAt: at, requests: 40, ip: '10.9.9.9' },
+        { sid: 'm2', lastSeenAt: at, requests: 2 },
+        { sid: 'ghost', lastSeenAt: at, requests: 1 }
+      ]
+    }
   })
   t.same(res.json(), { updated: 2 })
   const { rows } = await schema.query(
@@ -166,12 +208,18 @@ t.test('cleanup ends inactive, expired and orphaned sessions in batches, each wi
   await resolve(app, 'fresh', 'u-fresh')
   await schema.query(`UPDATE login_sessions SET last_seen_at = now() - interval '20 minutes', request_count = 5 WHERE id LIKE 'idle%'`)
   await schema.query(`UPDATE login_sessions SET created_at = now() - interval '2 days', last_seen_at = now(), request_count = 9 WHERE id = 'old'`)
-  await schema.query(`UPDATE login_sessions SET created_at = now() - interval '25 hours', last_seen_at = now() - interval '25 hours' WHERE id = 'orphan'`)
+  await schema.query(
+    `UPDATE login_sessions SET created_at = now() - interval '25 hours', last_seen_at = now() - interval '25 hours' WHERE id = 'orphan'`
+  )
   const res = await app.inject({ method: 'POST', url: '/internal/cleanup', headers: service, payload: { batchSize: 3 } })
   t.equal(res.statusCode, 200)
   t.match(res.json(), { removed: 9, batches: 3, errors: 0 })
   const { rows } = await schema.query(`SELECT end_reason, count(*)::int AS n FROM login_sessions GROUP BY end_reason ORDER BY end_reason NULLS LAST`)
-  t.same(rows, [{ end_reason: 'expired', n: 1 }, { end_reason: 'inactive', n: 8 }, { end_reason: null, n: 1 }])
+  t.same(rows, [
+    { end_reason: 'expired', n: 1 },
+    { end_reason: 'inactive', n: 8 },
+    { end_reason: null, n: 1 }
+  ])
   const { rows: ev } = await schema.query(`SELECT count(*)::int AS n FROM outbox WHERE type = 'sessions.login.ended'`)
   t.equal(ev[0]!.n, 9)
   const user = await app.inject({ method: 'POST', url: '/internal/cleanup', headers: bearer(testToken('u1')), payload: {} })
@@ -182,8 +230,15 @@ t.test('metrics for admins', async (t) => {
   const { app, schema } = await build(t)
   await resolve(app, 'a', 'ivan')
   await resolve(app, 'b', 'ivan')
-  await app.inject({ method: 'POST', url: '/internal/login-sessions/a/end', headers: service, payload: { reason: 'security', violation: 'request_rate', detail: '101 requests in a minute' } })
-  await schema.query(`UPDATE login_sessions SET created_at = ended_at - interval '30 seconds', request_count = 10, chat_interactions = 4 WHERE id = 'a'`)
+  await app.inject({
+    method: 'POST',
+    url: '/internal/login-sessions/a/end',
+    headers: service,
+    payload: { reason: 'security', violation: 'request_rate', detail: '101 requests in a minute' }
+  })
+  await schema.query(
+    `UPDATE login_sessions SET created_at = ended_at - interval '30 seconds', request_count = 10, chat_interactions = 4 WHERE id = 'a'`
+  )
   t.equal((await app.inject({ method: 'GET', url: '/api/v1/login-sessions/metrics', headers: bearer(testToken('ivan')) })).statusCode, 403)
   const m = (await app.inject({ method: 'GET', url: '/api/v1/login-sessions/metrics', headers: bearer(testToken('root', ['admin'])) })).json()
   t.same(m, {
@@ -203,18 +258,29 @@ t.test('chat interactions are counted from chat.events.message.created, once per
   await resolve(app, 'chatty', 'judy')
   const message = (sender: 'user' | 'assistant', loginSessionId?: string) =>
     createEvent('chat.events.message.created', '/chat', {
-      chatSessionId: '0b6c7c7e-4b0e-4a52-9d8e-1f9a1c2b3d4e', messageId: '1', seq: 1, sender, userId: 'judy', userType: 'client',
-      ...(loginSessionId ? { loginSessionId } : {}), contentLength: 5, createdAt: new Date().toISOString()
+      chatSessionId: '0b6c7c7e-4b0e-4a52-9d8e-1f9a1c2b3d4e',
+      messageId: '1',
+      seq: 1,
+      sender,
+      userId: 'judy',
+      userType: 'client',
+      ...(loginSessionId ? { loginSessionId } : {}),
+      contentLength: 5,
+      createdAt: new Date().toISOString()
     })
   const first = message('user', 'chatty')
   await waitFor(() => app.chatInteractions.running)
-  await publishEvents(config.NATS_URL, config.NATS_NAMESPACE, [
-    first,
-    { ...first }, // a redelivered copy
-    message('assistant', 'chatty'),
-    message('user'),
-    message('user', 'chatty')
-  ].map((payload) => ({ subject: 'chat.events.message.created', payload })))
+  await publishEvents(
+    config.NATS_URL,
+    config.NATS_NAMESPACE,
+    [
+      first,
+      { ...first }, // a redelivered copy
+      message('assistant', 'chatty'),
+      message('user'),
+      message('user', 'chatty')
+    ].map((payload) => ({ subject: 'chat.events.message.created', payload }))
+  )
   await waitFor(async () => app.chatInteractions.stats.processed >= 5, 10_000)
   const { rows } = await schema.query(`SELECT chat_interactions FROM login_sessions WHERE id = 'chatty'`)
   t.equal(rows[0]!.chat_interactions, 2)

@@ -1,4 +1,6 @@
 import t from 'tap'
+import type { NamedSessionEventData } from '@platform/contracts'
+import type { Envelope } from '@platform/kit'
 import { bearer, testToken } from '@platform/kit/testing'
 import { build } from './helper.js'
 
@@ -22,7 +24,10 @@ t.test('creating a session makes it the only active one', async (t) => {
   const list = (await app.inject({ method: 'GET', url: '/api/v1/sessions', headers: h })).json()
   t.same(
     list.items.map((s: { title: string; active: boolean }) => [s.title, s.active]),
-    [['ML model', true], ['Data analysis', false]]
+    [
+      ['ML model', true],
+      ['Data analysis', false]
+    ]
   )
   t.equal(list.nextCursor, null)
 
@@ -51,12 +56,19 @@ t.test('a duplicate title is refused with 409 and changes nothing', async (t) =>
   t.equal(dup.statusCode, 409)
   t.equal(dup.json().code, 'DUPLICATE_SESSION_TITLE')
   const { rows } = await schema.query('SELECT title, active FROM named_sessions ORDER BY title')
-  t.same(rows, [
-    { title: 'one', active: false },
-    { title: 'two', active: true }
-  ], 'the previous active session was not deactivated by the failed create')
+  t.same(
+    rows,
+    [
+      { title: 'one', active: false },
+      { title: 'two', active: true }
+    ],
+    'the previous active session was not deactivated by the failed create'
+  )
   const { rows: events } = await schema.query('SELECT type FROM outbox ORDER BY seq')
-  t.same(events.map((e) => e.type), ['sessions.named.created', 'sessions.named.created'])
+  t.same(
+    events.map((e) => e.type),
+    ['sessions.named.created', 'sessions.named.created']
+  )
 })
 
 t.test('titles are unique per user, not globally', async (t) => {
@@ -83,8 +95,11 @@ t.test('activating by title switches the active session', async (t) => {
   const again = await app.inject({ method: 'POST', url: `/api/v1/sessions/active/${encodeURIComponent('x / y?')}`, headers: h })
   t.equal(again.statusCode, 200, 'activating the active session again is fine')
   const { rows: events } = await schema.query('SELECT type FROM outbox ORDER BY seq')
-  t.same(events.map((e) => e.type), ['sessions.named.created', 'sessions.named.created', 'sessions.named.activated'],
-    'and emits nothing the second time')
+  t.same(
+    events.map((e) => e.type),
+    ['sessions.named.created', 'sessions.named.created', 'sessions.named.activated'],
+    'and emits nothing the second time'
+  )
 
   const missing = await app.inject({ method: 'POST', url: '/api/v1/sessions/active/nope', headers: h })
   t.equal(missing.statusCode, 404)
@@ -126,7 +141,10 @@ t.test('a user sees and changes only their own sessions; an admin may pass userI
 
   const admin = user('root', ['user', 'admin'])
   const seen = (await app.inject({ method: 'GET', url: '/api/v1/sessions?userId=frank', headers: admin })).json()
-  t.same(seen.items.map((s: { title: string }) => s.title), ['secret'])
+  t.same(
+    seen.items.map((s: { title: string }) => s.title),
+    ['secret']
+  )
   const created = await app.inject({ method: 'POST', url: '/api/v1/sessions?userId=frank', headers: admin, payload: { title: 'by admin' } })
   t.equal(created.json().userId, 'frank')
 })
@@ -165,13 +183,16 @@ t.test('every change emits its event through the outbox, with the envelope the c
   const b = (await app.inject({ method: 'POST', url: '/api/v1/sessions', headers: h, payload: { title: 'b' } })).json()
   await app.inject({ method: 'POST', url: '/api/v1/sessions/active/a', headers: h })
   await app.inject({ method: 'DELETE', url: '/api/v1/sessions/b', headers: h })
-  const { rows } = await schema.query<{ type: string; envelope: Record<string, unknown> }>('SELECT type, envelope FROM outbox ORDER BY seq')
-  t.same(rows.map((r) => [r.type, (r.envelope.data as { sessionId: string }).sessionId, (r.envelope.data as { previousActiveId: string | null }).previousActiveId]), [
-    ['sessions.named.created', a.id, null],
-    ['sessions.named.created', b.id, a.id],
-    ['sessions.named.activated', a.id, b.id],
-    ['sessions.named.deleted', b.id, null]
-  ])
+  const { rows } = await schema.query<{ type: string; envelope: Envelope<NamedSessionEventData> }>('SELECT type, envelope FROM outbox ORDER BY seq')
+  t.same(
+    rows.map((r) => [r.type, r.envelope.data.sessionId, r.envelope.data.previousActiveId]),
+    [
+      ['sessions.named.created', a.id, null],
+      ['sessions.named.created', b.id, a.id],
+      ['sessions.named.activated', a.id, b.id],
+      ['sessions.named.deleted', b.id, null]
+    ]
+  )
   const env = rows[0]!.envelope
   t.equal(env.specversion, '1.0')
   t.equal(env.type, 'sessions.named.created')

@@ -45,5 +45,12 @@ t.test('with Postgres unreachable writes answer 503 DATABASE_UNAVAILABLE and the
   })
   t.equal(back.json().title, 'b')
   const { rows } = await schema.query('SELECT title, active FROM named_sessions ORDER BY title')
-  t.same(rows, [{ title: 'a', active: false }, { title: 'b', active: true }], 'nothing half-written during the outage')
+  t.same(
+    rows,
+    [
+      { title: 'a', active: false },
+      { title: 'b', active: true }
+    ],
+    'nothing half-written during the outage'
+  )
 })

@@ -32,9 +32,19 @@ t.test('the migrated database and the Prisma schema agree: every model is writte
 
   const login = await prisma.loginSession.create({
     data: {
-      id: 'sid-1', userId: 'u1', ipAddress: '10.0.0.1', lastIpAddress: '10.0.0.2', ipChanges: 1, userAgent: 'ua',
-      deviceType: 'desktop', browser: 'Chrome 120', os: 'Linux', requestCount: 3, chatInteractions: 2,
-      endedAt: new Date('2026-02-01T00:00:00Z'), endReason: 'logout'
+      id: 'sid-1',
+      userId: 'u1',
+      ipAddress: '10.0.0.1',
+      lastIpAddress: '10.0.0.2',
+      ipChanges: 1,
+      userAgent: 'ua',
+      deviceType: 'desktop',
+      browser: 'Chrome 120',
+      os: 'Linux',
+      requestCount: 3,
+      chatInteractions: 2,
+      endedAt: new Date('2026-02-01T00:00:00Z'),
+      endReason: 'logout'
     }
   })
   t.same(await prisma.loginSession.findUniqueOrThrow({ where: { id: 'sid-1' } }), login)

@@ -10,7 +10,7 @@ t.test('with its Redis frozen the active session comes from Postgres, degraded, 
   const h = bearer(testToken('u-freeze'))
   const key = `${config.REDIS_KEY_PREFIX}session:active:user:u-freeze`
   const probe = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => 200 })
-  probe.on('error', () => {})
+  probe.on('error', () => {}) // the probe's errors while Redis is frozen are expected; the test reads the app's answers
   t.teardown(() => probe.disconnect())
   await probe.connect()
   const active = () => app.inject({ method: 'GET', url: '/api/v1/sessions/active', headers: h })

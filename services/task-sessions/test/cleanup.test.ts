@@ -34,7 +34,7 @@ t.test('POST /internal/cleanup removes finished sessions past retention in batch
 
   for (const roles of [['user'], ['admin']]) {
     const res = await cleanup({}, testToken('x', roles))
-    t.equal(res.statusCode, 403, `${roles} may not run it`)
+    t.equal(res.statusCode, 403, `${roles.join(',')} may not run it`)
     t.equal(res.json().code, 'FORBIDDEN')
   }
   t.equal((await cleanup({ batchSize: 0 })).json().code, 'VALIDATION_ERROR')

@@ -19,21 +19,43 @@ interface Message {
 
 /** An SDK event; the SDK always sets `time`, so `untimed` ones are sent without it, as a Go or Dapr producer may. */
 function sdkEvent(type: string, id: string, data: Record<string, unknown>, time?: Date): { ce: CloudEvent<unknown>; untimed: boolean } {
-  return { ce: new CloudEvent<unknown>({ specversion: '1.0', type, source: SOURCE, id, data, comexamplerequest: 'r-1', ...(time ? { time: time.toISOString() } : {}) }), untimed: !time }
+  return {
+    ce: new CloudEvent<unknown>({
+      specversion: '1.0',
+      type,
+      source: SOURCE,
+      id,
+      data,
+      comexamplerequest: 'r-1',
+      ...(time ? { time: time.toISOString() } : {})
+    }),
+    untimed: !time
+  }
+}
+/** The SDK's message as this test sends it: single-valued headers and a text body. */
+function sdkMessage(m: { headers: Record<string, string | string[] | undefined>; body: unknown }): Message {
+  if (typeof m.body !== 'string') throw new Error('the SDK gave no text body')
+  const headers = Object.fromEntries(Object.entries(m.headers).flatMap(([k, v]) => (typeof v === 'string' ? [[k, v]] : [])))
+  return { headers, body: m.body }
+}
+/** A JSON object's text as a record to edit. */
+function parseObject(text: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(text)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`not a JSON object: ${text}`)
+  return Object.fromEntries(Object.entries(value))
 }
 function structured({ ce, untimed }: ReturnType<typeof sdkEvent>): Message {
-  const m = HTTP.structured(ce)
-  const event = JSON.parse(m.body as string) as Record<string, unknown>
+  const m = sdkMessage(HTTP.structured(ce))
+  const event = parseObject(m.body)
   if (untimed) delete event.time
-  return { headers: m.headers as Record<string, string>, body: JSON.stringify(event) }
+  return { headers: m.headers, body: JSON.stringify(event) }
 }
 /** Binary mode without datacontenttype: no Content-Type (the SDK would send application/json). */
 function binary({ ce, untimed }: ReturnType<typeof sdkEvent>): Message {
-  const m = HTTP.binary(ce)
-  const headers = { ...(m.headers as Record<string, string>) }
+  const { headers, body } = sdkMessage(HTTP.binary(ce))
   delete headers['content-type']
   if (untimed) delete headers['ce-time']
-  return { headers, body: m.body as string }
+  return { headers, body }
 }
 
 const post = (app: FastifyInstance, m: Message) =>
@@ -57,15 +79,19 @@ t.test('an untimed event without datacontenttype is applied once, whatever the m
   t.same(first.json(), { id: 'go-0001', type: 'tasks.created', changes: { created: 1, updated: 0, removed: 0 } })
   const at = await receivedAt(schema, 'go-0001')
   const session = await app.inject({ method: 'GET', url: '/api/v1/task-sessions/task/ce1-a', headers: service })
-  t.same(session.json(), {
-    taskId: 'ce1-a',
-    shortId: 'ce1',
-    taskType: 'image_analysis',
-    userId: 'u1',
-    status: 'active',
-    createdAt: at,
-    updatedAt: session.json().updatedAt
-  }, 'an event without time is dated when it was first received')
+  t.same(
+    session.json(),
+    {
+      taskId: 'ce1-a',
+      shortId: 'ce1',
+      taskType: 'image_analysis',
+      userId: 'u1',
+      status: 'active',
+      createdAt: at,
+      updatedAt: session.json().updatedAt
+    },
+    'an event without time is dated when it was first received'
+  )
 
   const again = await post(app, binary(created))
   t.equal(again.statusCode, 200)
@@ -80,7 +106,10 @@ t.test('an untimed event without datacontenttype is applied once, whatever the m
   t.equal(app.taskEvents!.stats.deadLettered, 0)
 
   // The end of the task, in binary mode over NATS, with a time of its own.
-  await pub.message(T.completed, binary(sdkEvent(T.completed, 'go-0002', { taskId: 'ce1-a', taskType: 'image_analysis', shortId: 'ce1' }, new Date())))
+  await pub.message(
+    T.completed,
+    binary(sdkEvent(T.completed, 'go-0002', { taskId: 'ce1-a', taskType: 'image_analysis', shortId: 'ce1' }, new Date()))
+  )
   await waitFor(() => app.taskEvents!.stats.processed === 3, 20_000)
   t.same(await sessionStates(schema), [])
   t.same(await outboxEvents(schema), ['sessions.task.created ce1-a', 'sessions.task.removed ce1-a completed'])
@@ -112,20 +141,16 @@ t.test('an untimed scenario save sent twice, over HTTP then NATS, keeps its firs
   t.equal(rows[0]!.saved_at.toISOString(), savedAt.toISOString())
 })
 
-t.test('invalid envelopes are refused naming the attribute: 400 over HTTP, dead-lettered from JetStream with their headers', async (t) => {
-  const { app, schema, config } = await build(t)
-  await consuming(app)
-  const ns = config.NATS_NAMESPACE
-  const pub = await publisher(t, ns)
-  const good = sdkEvent(T.created, 'go-0201', { taskId: 'ce3-a', taskType: 'image_analysis', shortId: 'ce3' }, new Date())
+/** Envelopes each broken in one way, structured and binary: [what is wrong, the message, the detail it is refused with]. */
+function invalidEnvelopes(good: ReturnType<typeof sdkEvent>): Array<[string, Message, string]> {
   const edit = (m: Message, fn: (event: Record<string, unknown>) => void): Message => {
-    const event = JSON.parse(m.body) as Record<string, unknown>
+    const event = parseObject(m.body)
     fn(event)
     return { headers: m.headers, body: JSON.stringify(event) }
   }
   const s = structured(good)
   const b = binary(good)
-  const cases: Array<[string, Message, string]> = [
+  return [
     ['bad time', edit(s, (e) => (e.time = '2026-13-01T00:00:00Z')), 'time: "2026-13-01T00:00:00Z" is not an RFC 3339 timestamp'],
     ['bad time', { headers: { ...b.headers, 'ce-time': 'yesterday' }, body: b.body }, 'time: "yesterday" is not an RFC 3339 timestamp'],
     [
@@ -154,10 +179,22 @@ t.test('invalid envelopes are refused naming the attribute: 400 over HTTP, dead-
       'averyveryverylongextension: is not a valid attribute name: names are 1 to 20 lower-case letters (a-z) or digits'
     ],
     ['missing required attribute', edit(s, (e) => delete e.source), 'source: is required'],
-    ['missing required attribute', { headers: Object.fromEntries(Object.entries(b.headers).filter(([k]) => k !== 'ce-type')), body: b.body }, 'type: is required (header ce-type)'],
+    [
+      'missing required attribute',
+      { headers: Object.fromEntries(Object.entries(b.headers).filter(([k]) => k !== 'ce-type')), body: b.body },
+      'type: is required (header ce-type)'
+    ],
     ['wrong specversion', edit(s, (e) => (e.specversion = '0.3')), 'specversion: "0.3" is not supported: only "1.0"'],
     ['wrong specversion', { headers: { ...b.headers, 'ce-specversion': '1.1' }, body: b.body }, 'specversion: "1.1" is not supported: only "1.0"']
   ]
+}
+
+t.test('invalid envelopes are refused naming the attribute: 400 over HTTP, dead-lettered from JetStream with their headers', async (t) => {
+  const { app, schema, config } = await build(t)
+  await consuming(app)
+  const ns = config.NATS_NAMESPACE
+  const pub = await publisher(t, ns)
+  const cases = invalidEnvelopes(sdkEvent(T.created, 'go-0201', { taskId: 'ce3-a', taskType: 'image_analysis', shortId: 'ce3' }, new Date()))
 
   for (const [name, message, detail] of cases) {
     const res = await post(app, message)
@@ -193,7 +230,12 @@ t.test('the intake tells content modes apart: batches and other event formats ar
   t.equal(batch.json().code, 'UNSUPPORTED_MEDIA_TYPE')
   const avro = await post(app, { headers: { 'content-type': 'application/cloudevents+avro' }, body: 'x' })
   t.equal(avro.statusCode, 415)
-  const event = sdkEvent(T.created, 'go-0301', { taskId: 'ce4-a', taskType: 'video_generation', shortId: 'ce4' }, new Date('2026-01-02T03:04:05.678Z'))
+  const event = sdkEvent(
+    T.created,
+    'go-0301',
+    { taskId: 'ce4-a', taskType: 'video_generation', shortId: 'ce4' },
+    new Date('2026-01-02T03:04:05.678Z')
+  )
   const plain = await post(app, { headers: { 'content-type': 'application/json' }, body: structured(event).body })
   t.same(plain.json(), { id: 'go-0301', type: 'tasks.created', changes: { created: 1, updated: 0, removed: 0 } })
   const percent = binary(sdkEvent(T.completed, 'go-0302', { taskId: 'ce4-a', taskType: 'video_generation', shortId: 'ce4' }, new Date()))

@@ -4,9 +4,9 @@ import fp from 'fastify-plugin'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { TaskLifecycleData } from '@platform/contracts'
 import { createEventConsumer, fastifyOptions, loadConfig, platformPlugins, streamNameFor, type EventConsumer } from '@platform/kit'
-import { TEST_JWT_SECRET, createTestSchema, deleteStreams, uniqueName, waitFor } from '@platform/kit/testing'
+import { TEST_JWT_SECRET, sharedResources, waitFor, type Teardown } from '@platform/kit/testing'
 import { ConfigSchema } from '../src/config.js'
-import { NATS_URL, T, build, consuming, deadLetters, migrationsDir, publisher, sessionStates } from './helper.js'
+import { T, build, consuming, deadLetters, migrationsDir, publisher, sessionStates, taskIdOf } from './helper.js'
 
 t.test('malformed messages go to the dead-letter subject with their reason, are acked, and the next event is handled', async (t) => {
   // Every letter must come from a first delivery: no ack window a busy machine could outlast.
@@ -56,13 +56,9 @@ t.test('malformed messages go to the dead-letter subject with their reason, are 
   t.same(ready.json(), { status: 'ready', checks: { postgres: 'up', nats: 'up', 'consumer:task-sessions': 'up' } })
 })
 
-t.test('kit consumer: an event whose handler keeps failing while the database is healthy is dead-lettered after max deliveries; its batch-mates are handled once', async (t) => {
-  const schema = await createTestSchema(migrationsDir, 'kitc')
-  const ns = uniqueName('kc')
-  t.teardown(async () => {
-    await schema.drop()
-    await deleteStreams(NATS_URL, ns).catch(() => {})
-  })
+/** An app with only the kit's plugins and a consumer whose handler fails on every `poison-*` task. */
+async function kitConsumer(t: Teardown) {
+  const { schema, ns } = await sharedResources(t, { prefix: 'kitc', migrations: migrationsDir })
   await schema.query('CREATE TABLE handled (event_id uuid PRIMARY KEY, task_id text NOT NULL)')
   const config = loadConfig(ConfigSchema, {
     LOG_LEVEL: 'silent',
@@ -74,7 +70,6 @@ t.test('kit consumer: an event whose handler keeps failing while the database is
   })
   const app = Fastify(fastifyOptions(config))
   let consumer: EventConsumer | undefined
-  const calls: number[] = []
   await app.register(
     fp(async (fastify) => {
       await fastify.register(platformPlugins, { config, postgres: true, nats: { streams: [] } })
@@ -86,41 +81,48 @@ t.test('kit consumer: an event whose handler keeps failing while the database is
         backoffMs: 20,
         maxBackoffMs: 100,
         handle: async (events) => {
-          calls.push(events.length)
-          for (const { event } of events) {
-            const { taskId } = event.data as { taskId: string }
-            if (taskId.startsWith('poison')) throw new Error(`cannot handle ${taskId}`)
-          }
-          await fastify.db.pool.query(
-            'INSERT INTO handled (event_id, task_id) SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING',
-            [events.map((e) => e.event.id), events.map((e) => (e.event.data as { taskId: string }).taskId)]
-          )
+          const taskIds = events.map((e) => taskIdOf(e.event.data) ?? '')
+          const poison = taskIds.find((id) => id.startsWith('poison'))
+          if (poison) throw new Error(`cannot handle ${poison}`)
+          await fastify.db.pool.query('INSERT INTO handled (event_id, task_id) SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING', [
+            events.map((e) => e.event.id),
+            taskIds
+          ])
         }
       })
     })
   )
   await app.ready()
   t.teardown(() => app.close())
-  await waitFor(() => consumer!.running)
-  const pub = await publisher(t, ns)
+  if (!consumer) throw new Error('the consumer plugin did not run')
+  return { schema, ns, consumer }
+}
 
-  // Published before the consumer pulls again, so they arrive as one batch.
-  const events = []
-  for (const taskId of ['ok-1', 'poison-1', 'ok-2']) events.push(await pub.publish(T.created, { taskId, taskType: 'scraping' }))
-  await waitFor(() => consumer!.stats.deadLettered === 1 && consumer!.stats.processed === 2)
+t.test(
+  'kit consumer: an event whose handler keeps failing while the database is healthy is dead-lettered after max deliveries; its batch-mates are handled once',
+  async (t) => {
+    const { schema, ns, consumer } = await kitConsumer(t)
+    await waitFor(() => consumer.running)
+    const pub = await publisher(t, ns)
 
-  const { rows } = await schema.query('SELECT task_id FROM handled ORDER BY task_id')
-  t.same(rows, [{ task_id: 'ok-1' }, { task_id: 'ok-2' }])
-  t.equal(consumer!.stats.failed, 3, 'the poison event failed on each of its 3 deliveries')
-  const letters = await deadLetters(pub.nc, ns)
-  t.equal(letters.length, 1)
-  t.match(letters[0], {
-    on: `${ns}.dlq.tasks.created`,
-    reason: 'HANDLER_FAILED',
-    detail: 'cannot handle poison-1',
-    deliveryCount: 3,
-    consumer: 'kit-test'
-  })
-  t.equal(JSON.parse(letters[0]!.payload).id, events[1]!.id)
-  t.notOk(consumer!.paused, 'a failing handler is not an outage')
-})
+    // Published before the consumer pulls again, so they arrive as one batch.
+    const events = []
+    for (const taskId of ['ok-1', 'poison-1', 'ok-2']) events.push(await pub.publish(T.created, { taskId, taskType: 'scraping' }))
+    await waitFor(() => consumer.stats.deadLettered === 1 && consumer.stats.processed === 2)
+
+    const { rows } = await schema.query('SELECT task_id FROM handled ORDER BY task_id')
+    t.same(rows, [{ task_id: 'ok-1' }, { task_id: 'ok-2' }])
+    t.equal(consumer.stats.failed, 3, 'the poison event failed on each of its 3 deliveries')
+    const letters = await deadLetters(pub.nc, ns)
+    t.equal(letters.length, 1)
+    t.match(letters[0], {
+      on: `${ns}.dlq.tasks.created`,
+      reason: 'HANDLER_FAILED',
+      detail: 'cannot handle poison-1',
+      deliveryCount: 3,
+      consumer: 'kit-test'
+    })
+    t.equal(JSON.parse(letters[0]!.payload).id, events[1]!.id)
+    t.notOk(consumer.paused, 'a failing handler is not an outage')
+  }
+)

@@ -1,14 +1,6 @@
 import t from 'tap'
-import {
-  collectFacts,
-  desiredStatus,
-  planChanges,
-  SCENARIO,
-  type Outcome,
-  type StoredSession,
-  type TaskEventInput
-} from '../src/domain/lifecycle.js'
-import { T } from './helper.js'
+import { collectFacts, desiredStatus, planChanges, SCENARIO, type Outcome, type StoredSession, type TaskEventInput } from '../src/domain/lifecycle.js'
+import { T, taskIdOf } from './helper.js'
 
 /** The database, in memory: what the task store's SQL reads and writes, batch by batch. */
 function simulate(batches: TaskEventInput[][]): string[] {
@@ -19,9 +11,7 @@ function simulate(batches: TaskEventInput[][]): string[] {
     const facts = collectFacts(events)
     for (const f of facts.finishes.values()) if (!outcomes.has(f.taskId)) outcomes.set(f.taskId, f.outcome)
     for (const [s, at] of facts.saves) if (!saves.has(s) || saves.get(s)! < at) saves.set(s, at)
-    const visible = [...sessions.values()].filter(
-      (s) => facts.taskIds.includes(s.taskId) || (s.taskType === SCENARIO && facts.saves.has(s.shortId))
-    )
+    const visible = [...sessions.values()].filter((s) => facts.taskIds.includes(s.taskId) || (s.taskType === SCENARIO && facts.saves.has(s.shortId)))
     const plan = planChanges(facts, {
       sessions: new Map(visible.map((s) => [s.taskId, s])),
       outcomes: new Map(facts.taskIds.filter((id) => outcomes.has(id)).map((id) => [id, outcomes.get(id)!])),
@@ -65,7 +55,7 @@ t.test('in stream order, one event per batch, the story ends as the rules say', 
 
 t.test('any order, any batching, any duplicates: the same final state', async (t) => {
   let seed = 42
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
   for (let run = 0; run < 500; run++) {
     const events = [...story, ...story.filter(() => random() < 0.3)] // some duplicates
     for (let i = events.length - 1; i > 0; i--) {
@@ -73,14 +63,14 @@ t.test('any order, any batching, any duplicates: the same final state', async (t
       ;[events[i], events[j]] = [events[j]!, events[i]!]
     }
     const batches: TaskEventInput[][] = []
-    for (let i = 0; i < events.length; ) {
+    for (let i = 0; i < events.length;) {
       const size = 1 + Math.floor(random() * 5)
       batches.push(events.slice(i, i + size))
       i += size
     }
     const result = simulate(batches)
     if (result.join() !== final.join()) {
-      t.same(result, final, `run ${run}: ${events.map((e) => `${e.type}:${(e.data as { taskId?: string }).taskId ?? ''}`).join(' ')}`)
+      t.same(result, final, `run ${run}: ${events.map((e) => `${e.type}:${taskIdOf(e.data) ?? ''}`).join(' ')}`)
       return
     }
   }
@@ -93,7 +83,11 @@ t.test('desiredStatus', async (t) => {
   t.equal(desiredStatus({ taskType: 'image_analysis', createdAt: created }, 'failed', undefined), null)
   t.equal(desiredStatus({ taskType: 'scraping', createdAt: created }, undefined, undefined), null)
   t.equal(desiredStatus({ taskType: 'scenario_generation', createdAt: created }, 'completed', undefined), 'completed')
-  t.equal(desiredStatus({ taskType: 'scenario_generation', createdAt: created }, 'failed', new Date(at(4))), 'failed', 'a save before its creation does not end it')
+  t.equal(
+    desiredStatus({ taskType: 'scenario_generation', createdAt: created }, 'failed', new Date(at(4))),
+    'failed',
+    'a save before its creation does not end it'
+  )
   t.equal(desiredStatus({ taskType: 'scenario_generation', createdAt: created }, undefined, new Date(at(5))), null)
   t.equal(desiredStatus({ taskType: 'scenario_generation', createdAt: created }, 'removed', undefined), null)
 })

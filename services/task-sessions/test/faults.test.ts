@@ -1,15 +1,7 @@
 import t from 'tap'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { streamNameFor } from '@platform/kit'
-import {
-  TEST_DATABASE_URL,
-  bearer,
-  createTestSchema,
-  startNatsServer,
-  startTcpProxy,
-  testToken,
-  waitFor
-} from '@platform/kit/testing'
+import { TEST_DATABASE_URL, bearer, createTestSchema, startNatsServer, startTcpProxy, testToken, waitFor } from '@platform/kit/testing'
 import { build, consuming, lifecycleScript, migrationsDir, publisher, sessionStates, type Publisher, type ScriptEvent } from './helper.js'
 
 /**
@@ -98,7 +90,15 @@ t.test('Postgres unreachable mid-stream: the consumer pauses, dead-letters nothi
     method: 'POST',
     url: '/api/v1/task-sessions/events',
     headers: bearer(testToken('producer', ['service'])),
-    payload: { specversion: '1.0', id: '1b4e28ba-2fa1-41d2-883f-0016d3cca427', type: 'tasks.scenario.saved', source: '/x', time: new Date().toISOString(), datacontenttype: 'application/json', data: { shortId: 'zz' } }
+    payload: {
+      specversion: '1.0',
+      id: '1b4e28ba-2fa1-41d2-883f-0016d3cca427',
+      type: 'tasks.scenario.saved',
+      source: '/x',
+      time: new Date().toISOString(),
+      datacontenttype: 'application/json',
+      data: { shortId: 'zz' }
+    }
   })
   t.equal(intake.statusCode, 503, 'HTTP intake answers 503 too')
 

@@ -70,14 +70,17 @@ t.test('every column and index of the Prisma schema exists, and no other', async
     "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'task_sessions' ORDER BY indexname",
     [schema.schema]
   )
-  t.same(indexes.rows.map((r) => r.indexname), [
-    'task_sessions_created_at_idx',
-    'task_sessions_finished_created_at_idx',
-    'task_sessions_pkey',
-    'task_sessions_short_id_created_at_id_idx',
-    'task_sessions_status_idx',
-    'task_sessions_task_id_key',
-    'task_sessions_task_type_idx',
-    'task_sessions_user_id_idx'
-  ])
+  t.same(
+    indexes.rows.map((r) => r.indexname),
+    [
+      'task_sessions_created_at_idx',
+      'task_sessions_finished_created_at_idx',
+      'task_sessions_pkey',
+      'task_sessions_short_id_created_at_id_idx',
+      'task_sessions_status_idx',
+      'task_sessions_task_id_key',
+      'task_sessions_task_type_idx',
+      'task_sessions_user_id_idx'
+    ]
+  )
 })

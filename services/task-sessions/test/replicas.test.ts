@@ -1,14 +1,9 @@
 import t from 'tap'
-import { createTestSchema, deleteStreams, uniqueName, waitFor } from '@platform/kit/testing'
-import { NATS_URL, build, consuming, lifecycleScript, migrationsDir, outboxEvents, publisher, sessionStates } from './helper.js'
+import { sharedResources, waitFor } from '@platform/kit/testing'
+import { build, consuming, lifecycleScript, migrationsDir, outboxEvents, publisher, sessionStates } from './helper.js'
 
 t.test('two replicas on one durable consumer share the stream and handle each event once', async (t) => {
-  const schema = await createTestSchema(migrationsDir, 'tasks')
-  const ns = uniqueName('ts')
-  t.teardown(async () => {
-    await schema.drop()
-    await deleteStreams(NATS_URL, ns).catch(() => {})
-  })
+  const { schema, ns } = await sharedResources(t, { prefix: 'tasks', migrations: migrationsDir })
   // Small batches and a small ack window, so that neither replica can take the whole stream.
   const env = { TASK_EVENTS_BATCH_SIZE: '10', TASK_EVENTS_MAX_ACK_PENDING: '20', TASK_EVENTS_ACK_WAIT_MS: '10000' }
   const a = await build(t, env, { schema, namespace: ns })
@@ -32,7 +27,10 @@ t.test('two replicas on one durable consumer share the stream and handle each ev
   const removed = outbox.filter((e) => e.startsWith('sessions.task.removed')).map((e) => e.split(' ')[1])
   t.equal(new Set(created).size, created.length, 'no session was created twice')
   t.equal(new Set(removed).size, removed.length, 'no session was removed twice')
-  t.ok(removed.every((id) => created.includes(id)), 'only created sessions were removed')
+  t.ok(
+    removed.every((id) => created.includes(id)),
+    'only created sessions were removed'
+  )
   const open = expected.map((s) => s.split(':')[0])
   t.same(created.filter((id) => !removed.includes(id)).sort(), open, 'created minus removed is exactly what remains')
 })

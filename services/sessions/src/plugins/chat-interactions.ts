@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { ChatEventSubjects, ChatMessageCreatedData, type ChatMessageCreatedData as MessageData } from '@platform/contracts'
+import { Compile } from 'typebox/compile'
+import { ChatEventSubjects, ChatMessageCreatedData } from '@platform/contracts'
 import { createEventConsumer, type EventConsumer } from '@platform/kit'
 
 declare module 'fastify' {
@@ -7,6 +8,9 @@ declare module 'fastify' {
     chatInteractions: EventConsumer
   }
 }
+
+// The consumer has checked the data against this schema already; the compiled check only gives it its type.
+const isMessage = Compile(ChatMessageCreatedData)
 
 /** Counts each user message sent from a login session (chat.events.message.created), once per event (source, id). */
 export const chatInteractionsPlugin = fp<{ durable: string }>(
@@ -18,8 +22,8 @@ export const chatInteractionsPlugin = fp<{ durable: string }>(
       types: { [ChatEventSubjects.messageCreated]: ChatMessageCreatedData },
       handle: async (items) => {
         for (const { event } of items) {
-          const data = event.data as MessageData
-          if (data.sender === 'user' && data.loginSessionId) {
+          const data = event.data
+          if (isMessage.Check(data) && data.sender === 'user' && data.loginSessionId) {
             await fastify.loginSessions.countChatInteraction(event, data.loginSessionId)
           }
         }

@@ -1,10 +1,5 @@
-import {
-  TaskSubjects,
-  type ScenarioSavedData,
-  type TaskLifecycleData,
-  type TaskSessionStatus,
-  type TaskTypeName
-} from '@platform/contracts'
+import { Compile } from 'typebox/compile'
+import { ScenarioSavedData, TaskLifecycleData, TaskSubjects, type TaskSessionStatus, type TaskTypeName } from '@platform/contracts'
 
 /**
  * The task-session rules, with no I/O. A session's state is a function of the facts known about
@@ -71,6 +66,11 @@ const OUTCOME_BY_TYPE: Record<string, FinishedFact['outcome']> = {
   [TaskSubjects.cancelled]: 'cancelled'
 }
 
+// The consumer and the HTTP intake have checked `data` with these same compiled schemas, so no event
+// reaching the rules fails them: here they only give `data` its type.
+const isLifecycleData = Compile(TaskLifecycleData)
+const isScenarioSavedData = Compile(ScenarioSavedData)
+
 /** Reduces a batch of events (in stream order) to the facts they state; duplicates collapse. */
 export function collectFacts(events: TaskEventInput[]): BatchFacts {
   const creates = new Map<string, CreatedFact>()
@@ -80,14 +80,16 @@ export function collectFacts(events: TaskEventInput[]): BatchFacts {
   const locks = new Set<string>()
   for (const e of events) {
     if (e.type === TaskSubjects.scenarioSaved) {
-      const { shortId } = e.data as ScenarioSavedData
+      if (!isScenarioSavedData.Check(e.data)) continue
+      const { shortId } = e.data
       const at = new Date(e.time)
       const known = saves.get(shortId)
       if (!known || known < at) saves.set(shortId, at)
       locks.add(`s:${shortId}`)
       continue
     }
-    const d = e.data as TaskLifecycleData
+    const d = e.data
+    if (!isLifecycleData.Check(d)) continue
     const outcome = OUTCOME_BY_TYPE[e.type]
     if (outcome) {
       if (!finishes.has(d.taskId)) finishes.set(d.taskId, { taskId: d.taskId, taskType: d.taskType, outcome })
@@ -158,7 +160,8 @@ export function planChanges(facts: BatchFacts, state: StoredState): SessionChang
   const candidates = new Set([...facts.creates.keys(), ...state.sessions.keys()])
   for (const taskId of candidates) {
     const stored = state.sessions.get(taskId)
-    const info = stored ?? facts.creates.get(taskId)
+    const created = facts.creates.get(taskId)
+    const info = stored ?? created
     if (!info) continue
     // A stored session outside this batch's tasks keeps its own status as its outcome.
     const outcome = state.outcomes.get(taskId) ?? (stored && stored.status !== 'active' ? stored.status : undefined)
@@ -167,8 +170,8 @@ export function planChanges(facts: BatchFacts, state: StoredState): SessionChang
     if (stored) {
       if (status === null) changes.remove.set(taskId, removalReason(info.taskType, outcome))
       else if (status !== stored.status) changes.update.push({ taskId, status })
-    } else if (status !== null) {
-      changes.insert.push({ ...(info as CreatedFact), status })
+    } else if (status !== null && created) {
+      changes.insert.push({ ...created, status })
     }
   }
   return changes

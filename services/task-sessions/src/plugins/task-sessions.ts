@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { TaskSession as TaskSessionDto, TaskSessionList, TaskSessionListQuery } from '@platform/contracts'
-import type { Principal } from '@platform/kit'
-import type { Prisma, TaskSession } from '../generated/prisma/client.js'
-import { decodeSerialCursor as decodeCursor, encodeCursor } from '@platform/kit'
+import { keyset, keysetPage, type Principal } from '@platform/kit'
+import type { Prisma, PrismaClient, TaskSession } from '../generated/prisma/client.js'
+import type { TaskStore } from './task-store.js'
 import { TaskSessionNotFoundError } from '../domain/errors.js'
 
 declare module 'fastify' {
@@ -33,53 +33,49 @@ export function toDto(s: TaskSession): TaskSessionDto {
   }
 }
 
+/** What the service uses: Prisma for reads, the task store for writes. */
+export interface TaskSessionDeps {
+  prisma: PrismaClient
+  taskStore: Pick<TaskStore, 'remove'>
+}
+
 /** Reads through Prisma; writes go through the task store, which serializes them with the event consumer. */
+export function createTaskSessions({ prisma, taskStore }: TaskSessionDeps): TaskSessionService {
+  return {
+    list: (shortId, query, caller) => list(prisma, shortId, query, caller),
+    async get(taskId, caller) {
+      const s = await prisma.taskSession.findUnique({ where: { taskId } })
+      // Someone else's session answers exactly like a missing one: its existence is not disclosed.
+      if (!s || !visibleTo(caller, s.userId)) throw new TaskSessionNotFoundError(taskId)
+      return toDto(s)
+    },
+    async remove(taskId, caller) {
+      if (!(await taskStore.remove(taskId, (s) => visibleTo(caller, s.userId)))) throw new TaskSessionNotFoundError(taskId)
+    }
+  }
+}
+
+/** A short id's sessions the caller may see, oldest first, with their total. */
+async function list(prisma: PrismaClient, shortId: string, query: TaskSessionListQuery, caller: Principal): Promise<TaskSessionList> {
+  const { taskType, status, limit = 20, cursor } = query
+  const where: Prisma.TaskSessionWhereInput = {
+    shortId,
+    ...(taskType ? { taskType } : {}),
+    ...(status ? { status } : {}),
+    ...(seesAll(caller) ? {} : { userId: caller.sub })
+  }
+  const k = keyset(cursor, limit, 'asc', 'serial')
+  const [rows, totalSessions] = await Promise.all([
+    prisma.taskSession.findMany({ where: { ...where, ...k.where }, orderBy: k.orderBy, take: k.take }),
+    prisma.taskSession.count({ where })
+  ])
+  const { page, nextCursor } = keysetPage(rows, limit)
+  return { shortId, sessions: page.map(toDto), totalSessions, nextCursor, timestamp: new Date().toISOString() }
+}
+
 export const taskSessionsPlugin = fp(
   async (fastify) => {
-    const { prisma, taskStore } = fastify
-
-    const service: TaskSessionService = {
-      async list(shortId, { taskType, status, limit = 20, cursor }, caller) {
-        const after = cursor ? decodeCursor(cursor) : null
-        const where: Prisma.TaskSessionWhereInput = {
-          shortId,
-          ...(taskType ? { taskType } : {}),
-          ...(status ? { status } : {}),
-          ...(seesAll(caller) ? {} : { userId: caller.sub })
-        }
-        const [rows, totalSessions] = await Promise.all([
-          prisma.taskSession.findMany({
-            where: after
-              ? { ...where, OR: [{ createdAt: { gt: after.createdAt } }, { createdAt: after.createdAt, id: { gt: after.id } }] }
-              : where,
-            orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-            take: limit + 1
-          }),
-          prisma.taskSession.count({ where })
-        ])
-        const page = rows.slice(0, limit)
-        const last = page.at(-1)
-        return {
-          shortId,
-          sessions: page.map(toDto),
-          totalSessions,
-          nextCursor: rows.length > limit && last ? encodeCursor(last) : null,
-          timestamp: new Date().toISOString()
-        }
-      },
-
-      async get(taskId, caller) {
-        const s = await prisma.taskSession.findUnique({ where: { taskId } })
-        // Someone else's session answers exactly like a missing one: its existence is not disclosed.
-        if (!s || !visibleTo(caller, s.userId)) throw new TaskSessionNotFoundError(taskId)
-        return toDto(s)
-      },
-
-      async remove(taskId, caller) {
-        if (!(await taskStore.remove(taskId, (s) => visibleTo(caller, s.userId)))) throw new TaskSessionNotFoundError(taskId)
-      }
-    }
-    fastify.decorate('taskSessions', service)
+    fastify.decorate('taskSessions', createTaskSessions({ prisma: fastify.prisma, taskStore: fastify.taskStore }))
   },
   { name: 'task-sessions', dependencies: ['prisma', 'task-store'] }
 )

@@ -54,7 +54,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           `Content-Type ${contentType} is not an event: send application/cloudevents+json, application/json, or binary mode with ce- headers`
         )
       }
-      const result = validator.decode({ headers: request.headers, body: request.body as Buffer | undefined })
+      const body = Buffer.isBuffer(request.body) ? request.body : undefined
+      const result = validator.decode({ headers: request.headers, body })
       if (!result.ok) throw new REFUSALS[result.reason](result.detail)
       const changes = await fastify.taskStore.apply([result.event])
       return { id: result.event.id, type: result.event.type, changes }
