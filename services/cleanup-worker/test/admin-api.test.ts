@@ -33,7 +33,7 @@ t.test('admin only: 401 without a valid token, 403 for a user or a service, befo
 
 t.test('bad input: unknown kind has its own code, the rest are validation errors', async (t) => {
   const { app } = await build(t)
-  const post = (payload: unknown) => app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: payload as object })
+  const post = (payload: object) => app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload })
 
   const unknown = await post({ kind: 'everything' })
   t.equal(unknown.statusCode, 400)
@@ -47,12 +47,23 @@ t.test('bad input: unknown kind has its own code, the rest are validation errors
   t.equal(filter.statusCode, 400)
   t.equal(filter.json().code, 'UNKNOWN_CLEANUP_KIND')
 
-  for (const payload of [{}, { kind: 'login_sessions', olderThanSeconds: -1 }, { kind: 'login_sessions', olderThanSeconds: 1.5 }, { kind: 'login_sessions', extra: 1 }, { kind: 5 }]) {
+  for (const payload of [
+    {},
+    { kind: 'login_sessions', olderThanSeconds: -1 },
+    { kind: 'login_sessions', olderThanSeconds: 1.5 },
+    { kind: 'login_sessions', extra: 1 },
+    { kind: 5 }
+  ]) {
     const res = await post(payload)
     t.equal(res.statusCode, 400, JSON.stringify(payload))
     t.equal(res.json().code, 'VALIDATION_ERROR')
   }
-  const notJson = await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: { ...admin, 'content-type': 'application/json' }, payload: '{' })
+  const notJson = await app.inject({
+    method: 'POST',
+    url: '/api/v1/admin/cleanup/run',
+    headers: { ...admin, 'content-type': 'application/json' },
+    payload: '{'
+  })
   t.equal(notJson.json().code, 'INVALID_JSON')
   const badId = await app.inject({ method: 'GET', url: '/api/v1/admin/cleanup/runs/42', headers: admin })
   t.equal(badId.json().code, 'VALIDATION_ERROR')
@@ -92,9 +103,19 @@ t.test('run history: newest first, paged by cursor, filtered by kind, status and
   t.same(ids(third), [1])
   t.equal(third.nextCursor, null)
   t.same(first.runs[0], {
-    id: '00000000-0000-4000-8000-000000000005', kind: 'login_sessions', trigger: 'scheduled', status: 'failed', olderThanSeconds: null,
-    createdAt: '2026-01-01T00:04:00.000Z', startedAt: '2026-01-01T00:04:00.000Z', finishedAt: '2026-01-01T00:04:00.000Z',
-    removed: 4, errors: 0, attempts: 1, error: 'sessions is unreachable', details: null
+    id: '00000000-0000-4000-8000-000000000005',
+    kind: 'login_sessions',
+    trigger: 'scheduled',
+    status: 'failed',
+    olderThanSeconds: null,
+    createdAt: '2026-01-01T00:04:00.000Z',
+    startedAt: '2026-01-01T00:04:00.000Z',
+    finishedAt: '2026-01-01T00:04:00.000Z',
+    removed: 4,
+    errors: 0,
+    attempts: 1,
+    error: 'sessions is unreachable',
+    details: null
   })
   t.same(ids(await page('kind=login_sessions')), [5, 3, 1])
   t.same(ids(await page('kind=chat_sessions&status=succeeded')), [4])
@@ -123,7 +144,11 @@ t.test('run-now while Redis is down: 503 QUEUE_UNAVAILABLE with Retry-After, not
   await waitFor(async () => (await app.inject({ method: 'GET', url: '/ready' })).json().checks.queue === 'up', 10_000)
   const again = await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'login_sessions' } })
   t.equal(again.statusCode, 200, 'queued again once Redis is back')
-  t.match(again.json(), { status: 'failed', error: /^sessions (is unreachable|is failing: its circuit is open)$/ }, 'and run (nothing listens for sessions here)')
+  t.match(
+    again.json(),
+    { status: 'failed', error: /^sessions (is unreachable|is failing: its circuit is open)$/ },
+    'and run (nothing listens for sessions here)'
+  )
 })
 
 t.test('health: degraded above ACTIVE_SESSIONS_ALERT active sessions of a kind', async (t) => {
@@ -137,7 +162,14 @@ t.test('health: degraded above ACTIVE_SESSIONS_ALERT active sessions of a kind',
 
   const healthy = (await app.inject({ method: 'GET', url: '/health' })).json()
   t.equal(healthy.status, 'healthy')
-  t.same(healthy.kinds.login_sessions, { scheduled: false, intervalSeconds: null, lastSuccessAt: null, overdue: false, activeSessions: 1000, overThreshold: false })
+  t.same(healthy.kinds.login_sessions, {
+    scheduled: false,
+    intervalSeconds: null,
+    lastSuccessAt: null,
+    overdue: false,
+    activeSessions: 1000,
+    overThreshold: false
+  })
   t.equal(healthy.kinds.task_sessions.activeSessions, null, 'unknown where the service gave no figures')
   t.same(healthy.reasons, [])
   t.equal((await app.inject({ method: 'GET', url: '/ready' })).json().checks.active_sessions, 'up')
@@ -155,16 +187,27 @@ t.test('health: degraded above ACTIVE_SESSIONS_ALERT active sessions of a kind',
 })
 
 t.test('health: degraded when a schedule has not succeeded for two intervals, healthy again after a success', async (t) => {
-  const task = await fakeService(t, { 'POST /internal/cleanup': { status: 503, body: { error: 'Service Unavailable', message: 'x', code: 'DATABASE_UNAVAILABLE', requestId: 'x' } } })
+  const task = await fakeService(t, {
+    'POST /internal/cleanup': { status: 503, body: { error: 'Service Unavailable', message: 'x', code: 'DATABASE_UNAVAILABLE', requestId: 'x' } }
+  })
   // An hourly schedule (BullMQ runs its first iteration at once, then not again during the test) and a
   // stopped clock for the health's "two intervals": the test moves it by hours instead of waiting.
   const clock = testClock().freeze()
-  const { app, schema } = await build(t, { TASK_SESSIONS_URL: task.url, CLEANUP_SCHEDULES: 'task_sessions', SESSION_CLEANUP_INTERVAL_MINUTES: '60' }, undefined, { now: clock.now })
+  const { app, schema } = await build(
+    t,
+    { TASK_SESSIONS_URL: task.url, CLEANUP_SCHEDULES: 'task_sessions', SESSION_CLEANUP_INTERVAL_MINUTES: '60' },
+    undefined,
+    { now: clock.now }
+  )
   const health = async () => (await app.inject({ method: 'GET', url: '/health' })).json()
   const schedules = async () => (await app.inject({ method: 'GET', url: '/ready' })).json().checks.schedules
   await waitFor(async () => (await runsOf(schema, 'task_sessions')).some((r) => r.status === 'failed'), 30_000)
   await waitFor(() => app.nats.connected, 20_000)
-  t.match((await health()).kinds.task_sessions, { scheduled: true, intervalSeconds: 3600, lastSuccessAt: null, overdue: false }, 'failed, but not for two intervals yet')
+  t.match(
+    (await health()).kinds.task_sessions,
+    { scheduled: true, intervalSeconds: 3600, lastSuccessAt: null, overdue: false },
+    'failed, but not for two intervals yet'
+  )
 
   clock.advance(2 * 3_600_000)
   t.equal((await health()).status, 'healthy', 'exactly two intervals since the start is not overdue yet')
@@ -189,10 +232,16 @@ t.test('health: degraded when a schedule has not succeeded for two intervals, he
 })
 
 t.test('Prometheus: run duration histogram, removed and failures by kind, last success timestamp', async (t) => {
-  const task = await fakeService(t, { 'POST /internal/cleanup': [{ status: 200, body: replies.task(9) }, { status: 400, body: { code: 'VALIDATION_ERROR' } }] })
+  const task = await fakeService(t, {
+    'POST /internal/cleanup': [
+      { status: 200, body: replies.task(9) },
+      { status: 400, body: { code: 'VALIDATION_ERROR' } }
+    ]
+  })
   const { app } = await build(t, { TASK_SESSIONS_URL: task.url })
   const runs = []
-  for (let i = 0; i < 2; i++) runs.push((await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'task_sessions' } })).json())
+  for (let i = 0; i < 2; i++)
+    runs.push((await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'task_sessions' } })).json())
   const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
   t.match(text, /^cleanup_run_duration_seconds_count\{kind="task_sessions",status="succeeded"\} 1$/m)
   t.match(text, /^cleanup_run_duration_seconds_count\{kind="task_sessions",status="failed"\} 1$/m)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { bearer, collectEvents, recordedSleep, testToken, waitFor } from '@platform/kit/testing'
-import { build, fakeService, replies, runsOf } from './helper.js'
+import { build, fakeService, ofRun, replies, runsOf } from './helper.js'
 
 const admin = bearer(testToken('admin-1', ['admin']))
 const runNow = (kind = 'task_sessions') => ({ method: 'POST' as const, url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind } })
@@ -10,7 +10,13 @@ t.test('a failing call is retried with exponential backoff inside the run', asyn
   const task = await fakeService(t, { 'POST /internal/cleanup': [unavailable, unavailable, { status: 200, body: replies.task(4) }] })
   // The waits are recorded, not slept: the exact delays the client chose.
   const { waits, sleep } = recordedSleep()
-  const env = { TASK_SESSIONS_URL: task.url, CLEANUP_CALL_RETRIES: '3', CLEANUP_RETRY_BASE_MS: '50', CLEANUP_RETRY_MAX_MS: '1000', CLEANUP_BREAKER_MIN_VOLUME: '10' }
+  const env = {
+    TASK_SESSIONS_URL: task.url,
+    CLEANUP_CALL_RETRIES: '3',
+    CLEANUP_RETRY_BASE_MS: '50',
+    CLEANUP_RETRY_MAX_MS: '1000',
+    CLEANUP_BREAKER_MIN_VOLUME: '10'
+  }
   const { app } = await build(t, env, undefined, { sleep })
   const res = await app.inject(runNow())
   t.equal(res.statusCode, 200)
@@ -36,7 +42,7 @@ t.test('a service down: retried, recorded as failed with its event, and the next
   const failed = await waitFor(async () => (await runsOf(schema)).find((r) => r.status === 'failed'), 30_000)
   t.match(failed, { kind: 'task_sessions', trigger: 'scheduled', status: 'failed', removed: 0, errors: 0, attempts: 2 }, 'both BullMQ attempts used')
   t.match(failed.error, /^task-sessions (is unreachable|is failing: its circuit is open)$/)
-  const failedEvent = await waitFor(() => events.events.find((e) => (e.data as { runId: string }).runId === failed.id))
+  const failedEvent = await waitFor(() => events.events.find(ofRun(failed.id)))
   t.match(failedEvent.data, { kind: 'task_sessions', status: 'failed', attempts: 2, removed: 0, error: failed.error })
 
   await task.up()
@@ -50,13 +56,24 @@ t.test('a service down: retried, recorded as failed with its event, and the next
 })
 
 t.test('partial failure: the errors a service reports are recorded and summed, and the run still succeeds', async (t) => {
-  const task = await fakeService(t, { 'POST /internal/cleanup': [{ status: 200, body: replies.task(10, 2) }, { status: 200, body: replies.task(5, 3) }] })
+  const task = await fakeService(t, {
+    'POST /internal/cleanup': [
+      { status: 200, body: replies.task(10, 2) },
+      { status: 200, body: replies.task(5, 3) }
+    ]
+  })
   const { app, schema } = await build(t, { TASK_SESSIONS_URL: task.url })
   const first = await app.inject(runNow())
   const second = await app.inject(runNow())
   t.match(first.json(), { status: 'succeeded', removed: 10, errors: 2 })
   t.match(second.json(), { status: 'succeeded', removed: 5, errors: 3 })
-  t.same((await runsOf(schema)).map((r) => [r.status, r.removed, r.errors]), [['succeeded', 10, 2], ['succeeded', 5, 3]])
+  t.same(
+    (await runsOf(schema)).map((r) => [r.status, r.removed, r.errors]),
+    [
+      ['succeeded', 10, 2],
+      ['succeeded', 5, 3]
+    ]
+  )
   t.match(await app.metrics.getSingleMetricAsString('cleanup_row_errors_total'), /cleanup_row_errors_total\{kind="task_sessions"\} 5$/m)
   t.match(await app.metrics.getSingleMetricAsString('cleanup_removed_total'), /cleanup_removed_total\{kind="task_sessions"\} 15$/m)
 })

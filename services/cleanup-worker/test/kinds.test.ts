@@ -1,6 +1,6 @@
 import t from 'tap'
 import { bearer, collectEvents, testToken, waitFor } from '@platform/kit/testing'
-import { build, callJson, fakeService, replies, runsOf, startSessions, type SessionsProcess } from './helper.js'
+import { build, callJson, fakeService, keysOf, ofRun, replies, runsOf, startSessions, type SessionsProcess } from './helper.js'
 
 const admin = bearer(testToken('admin-1', ['admin']))
 const service = testToken('test-driver', ['service'])
@@ -13,7 +13,12 @@ t.before(async () => {
 })
 
 const login = async (sid: string) => {
-  const r = await callJson(`${sessions.url}/internal/login-sessions/resolve`, 'POST', service, { sid, userId: `user-${sid}`, ip: '10.0.0.1', userAgent: 'test' })
+  const r = await callJson(`${sessions.url}/internal/login-sessions/resolve`, 'POST', service, {
+    sid,
+    userId: `user-${sid}`,
+    ip: '10.0.0.1',
+    userAgent: 'test'
+  })
   if (r.status !== 200) throw new Error(`resolve ${sid}: ${r.status}`)
 }
 const named = async (user: string, title: string) => {
@@ -49,24 +54,36 @@ t.test('login sessions: a scheduled run ends the inactive ones and no other, and
     { id: 'l3', end_reason: null }
   ])
 
-  const event = await waitFor(() => events.events.find((e) => (e.data as { runId: string }).runId === first.id))
+  const event = await waitFor(() => events.events.find(ofRun(first.id)))
   t.equal(event.type, 'cleanup.run.completed')
   t.equal(event.source, '/cleanup-worker')
   t.match(event.data, { kind: 'login_sessions', trigger: 'scheduled', status: 'succeeded', removed: 2, errors: 0, attempts: 1, error: null })
-  t.same(Object.keys(event.data as object).sort(), ['attempts', 'durationMs', 'error', 'errors', 'finishedAt', 'kind', 'removed', 'runId', 'startedAt', 'status', 'trigger'], 'no user data')
+  t.same(
+    keysOf(event.data),
+    ['attempts', 'durationMs', 'error', 'errors', 'finishedAt', 'kind', 'removed', 'runId', 'startedAt', 'status', 'trigger'],
+    'no user data'
+  )
 
   const list = await app.inject({ method: 'GET', url: '/api/v1/admin/cleanup/runs?kind=login_sessions', headers: admin })
   t.equal(list.statusCode, 200)
-  t.match(list.json().runs.find((r: { id: string }) => r.id === first.id), { id: first.id, kind: 'login_sessions', trigger: 'scheduled', status: 'succeeded', removed: 2, errors: 0 })
+  t.match(
+    list.json().runs.find((r: { id: string }) => r.id === first.id),
+    { id: first.id, kind: 'login_sessions', trigger: 'scheduled', status: 'succeeded', removed: 2, errors: 0 }
+  )
 })
 
-t.test('login sessions: run-now with olderThanSeconds uses that age instead of the service\'s', async (t) => {
+t.test("login sessions: run-now with olderThanSeconds uses that age instead of the service's", async (t) => {
   for (const sid of ['l4', 'l5']) await login(sid)
   await sessions.schema.query(`UPDATE login_sessions SET last_seen_at = now() - interval '120 seconds' WHERE id = 'l4'`)
   await sessions.schema.query(`UPDATE login_sessions SET last_seen_at = now() - interval '10 seconds' WHERE id = 'l5'`)
   const { app } = await build(t, { SESSIONS_URL: sessions.url })
 
-  const res = await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'login_sessions', olderThanSeconds: 60 } })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/admin/cleanup/run',
+    headers: admin,
+    payload: { kind: 'login_sessions', olderThanSeconds: 60 }
+  })
   t.equal(res.statusCode, 200)
   t.match(res.json(), { kind: 'login_sessions', trigger: 'manual', status: 'succeeded', olderThanSeconds: 60, removed: 1, errors: 0, attempts: 1 })
   t.match(res.json().details, { removed: 1, errors: 0, batches: 1 })
@@ -82,11 +99,11 @@ t.test('named sessions: scheduled only when NAMED_SESSION_MAX_AGE_DAYS is set; o
   await sessions.schema.query(`UPDATE named_sessions SET updated_at = now() - interval '10 days' WHERE title IN ('n-a', 'n-c')`)
 
   const off = await build(t, { SESSIONS_URL: sessions.url, CLEANUP_SCHEDULES: 'all', SESSION_CLEANUP_INTERVAL_MINUTES: '60' })
-  t.same((await off.app.cleanupQueue.queue.getJobSchedulers()).map((s) => s.key).sort(), [
-    'cleanup-chat_sessions',
-    'cleanup-login_sessions',
-    'cleanup-task_sessions'
-  ], 'no named-session schedule without an age')
+  t.same(
+    (await off.app.cleanupQueue.queue.getJobSchedulers()).map((s) => s.key).sort(),
+    ['cleanup-chat_sessions', 'cleanup-login_sessions', 'cleanup-task_sessions'],
+    'no named-session schedule without an age'
+  )
   await off.close()
 
   const { schema, app } = await build(t, {
@@ -95,11 +112,17 @@ t.test('named sessions: scheduled only when NAMED_SESSION_MAX_AGE_DAYS is set; o
     NAMED_SESSION_MAX_AGE_DAYS: '7',
     SESSION_CLEANUP_INTERVAL_MINUTES: FAST_SCHEDULE
   })
-  t.same((await app.cleanupQueue.queue.getJobSchedulers()).map((s) => [s.key, s.every]), [['cleanup-named_sessions', 1200]])
+  t.same(
+    (await app.cleanupQueue.queue.getJobSchedulers()).map((s) => [s.key, s.every]),
+    [['cleanup-named_sessions', 1200]]
+  )
   const first = await waitFor(async () => (await runsOf(schema, 'named_sessions')).find((r) => r.removed > 0))
   t.match(first, { trigger: 'scheduled', status: 'succeeded', removed: 1, errors: 0 })
   const { rows } = await sessions.schema.query(`SELECT title, active FROM named_sessions WHERE user_id = 'named-user' ORDER BY title`)
-  t.same(rows, [{ title: 'n-b', active: false }, { title: 'n-c', active: true }])
+  t.same(rows, [
+    { title: 'n-b', active: false },
+    { title: 'n-c', active: true }
+  ])
 })
 
 t.test('named sessions: run-now needs an age when none is configured, and uses the one passed', async (t) => {
@@ -111,7 +134,12 @@ t.test('named sessions: run-now needs an age when none is configured, and uses t
   t.equal(refused.statusCode, 400)
   t.equal(refused.json().code, 'CLEANUP_AGE_REQUIRED')
 
-  const res = await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'named_sessions', olderThanSeconds: 3600 } })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/admin/cleanup/run',
+    headers: admin,
+    payload: { kind: 'named_sessions', olderThanSeconds: 3600 }
+  })
   t.equal(res.statusCode, 200)
   t.match(res.json(), { kind: 'named_sessions', status: 'succeeded', olderThanSeconds: 3600, removed: 2, errors: 0 })
   const { rows } = await sessions.schema.query(`SELECT title FROM named_sessions WHERE user_id = 'named-user-2' ORDER BY title`)
@@ -131,29 +159,63 @@ t.test('task and chat sessions: scheduled calls carry a service token, the batch
   })
   t.same(
     (await app.cleanupQueue.queue.getJobSchedulers()).map((s) => [s.key, s.every]).sort(),
-    [['cleanup-chat_sessions', 3_600_000], ['cleanup-task_sessions', 1200]],
+    [
+      ['cleanup-chat_sessions', 3_600_000],
+      ['cleanup-task_sessions', 1200]
+    ],
     'a per-kind interval overrides SESSION_CLEANUP_INTERVAL_MINUTES'
   )
   const done = await waitFor(async () => {
     const runs = (await runsOf(schema)).filter((r) => r.status === 'succeeded')
     return runs.some((r) => r.kind === 'task_sessions') && runs.some((r) => r.kind === 'chat_sessions') ? runs : null
   })
-  t.match(done.find((r) => r.kind === 'task_sessions'), { trigger: 'scheduled', removed: 7, errors: 0 })
-  t.match(done.find((r) => r.kind === 'chat_sessions'), { trigger: 'scheduled', removed: 5, errors: 0 }, 'chat: expired + removedSessions')
-  t.same(task.calls[0], { method: 'POST', path: '/internal/cleanup', body: { batchSize: 250 }, sub: 'cleanup-worker', roles: ['service'], at: task.calls[0]!.at })
-  t.same(chat.calls[0], { method: 'POST', path: '/internal/cleanup', body: { batchSize: 250 }, sub: 'cleanup-worker', roles: ['service'], at: chat.calls[0]!.at })
+  t.match(
+    done.find((r) => r.kind === 'task_sessions'),
+    { trigger: 'scheduled', removed: 7, errors: 0 }
+  )
+  t.match(
+    done.find((r) => r.kind === 'chat_sessions'),
+    { trigger: 'scheduled', removed: 5, errors: 0 },
+    'chat: expired + removedSessions'
+  )
+  t.same(task.calls[0], {
+    method: 'POST',
+    path: '/internal/cleanup',
+    body: { batchSize: 250 },
+    sub: 'cleanup-worker',
+    roles: ['service'],
+    at: task.calls[0]!.at
+  })
+  t.same(chat.calls[0], {
+    method: 'POST',
+    path: '/internal/cleanup',
+    body: { batchSize: 250 },
+    sub: 'cleanup-worker',
+    roles: ['service'],
+    at: chat.calls[0]!.at
+  })
 
-  const res = await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'task_sessions', olderThanSeconds: 3600 } })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/admin/cleanup/run',
+    headers: admin,
+    payload: { kind: 'task_sessions', olderThanSeconds: 3600 }
+  })
   t.equal(res.statusCode, 200)
   t.match(res.json(), { kind: 'task_sessions', status: 'succeeded', removed: 7, details: { finishedTasksPurged: 0, batches: 1, durationMs: 3 } })
   t.same(task.calls.at(-1)!.body, { olderThanSeconds: 3600, batchSize: 250 })
 
-  const chatAge = await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'chat_sessions', olderThanSeconds: 60 } })
+  const chatAge = await app.inject({
+    method: 'POST',
+    url: '/api/v1/admin/cleanup/run',
+    headers: admin,
+    payload: { kind: 'chat_sessions', olderThanSeconds: 60 }
+  })
   t.equal(chatAge.statusCode, 400)
   t.equal(chatAge.json().code, 'CLEANUP_AGE_NOT_SUPPORTED')
 })
 
-t.test('metrics: the spec\'s figures per kind, null where a service has no stats yet, and the worker\'s memory', async (t) => {
+t.test("metrics: the spec's figures per kind, null where a service has no stats yet, and the worker's memory", async (t) => {
   // Earlier tests ended l1, l2 and l4 and left l3 and l5 open; fix their lifetimes for an exact mean.
   await sessions.schema.query(`UPDATE login_sessions SET ended_at = created_at + interval '100 seconds' WHERE ended_at IS NOT NULL`)
   await sessions.schema.query(`UPDATE login_sessions SET last_seen_at = now() - interval '2 hours' WHERE id = 'l3'`)
@@ -165,27 +227,52 @@ t.test('metrics: the spec\'s figures per kind, null where a service has no stats
   const chat = await fakeService(t) // no stats route yet: 404
   const { app } = await build(t, { SESSIONS_URL: sessions.url, TASK_SESSIONS_URL: task.url, CHAT_URL: chat.url })
   const runs = []
-  for (let i = 0; i < 2; i++) runs.push((await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'task_sessions' } })).json())
+  for (let i = 0; i < 2; i++)
+    runs.push((await app.inject({ method: 'POST', url: '/api/v1/admin/cleanup/run', headers: admin, payload: { kind: 'task_sessions' } })).json())
 
   const res = await app.inject({ method: 'GET', url: '/api/v1/admin/cleanup/metrics', headers: admin })
   t.equal(res.statusCode, 200)
   const body = res.json()
   t.same(body.kinds, {
     login_sessions: {
-      active_sessions: 2, expired_sessions: 1, cleanup_runs: 0, failed_runs: 0, last_cleanup_time: null,
-      average_session_duration: 100, scheduled: false, interval_seconds: null
+      active_sessions: 2,
+      expired_sessions: 1,
+      cleanup_runs: 0,
+      failed_runs: 0,
+      last_cleanup_time: null,
+      average_session_duration: 100,
+      scheduled: false,
+      interval_seconds: null
     },
     task_sessions: {
-      active_sessions: 12, expired_sessions: 4, cleanup_runs: 2, failed_runs: 0, last_cleanup_time: body.kinds.task_sessions.last_cleanup_time,
-      average_session_duration: 30.5, scheduled: false, interval_seconds: null
+      active_sessions: 12,
+      expired_sessions: 4,
+      cleanup_runs: 2,
+      failed_runs: 0,
+      last_cleanup_time: body.kinds.task_sessions.last_cleanup_time,
+      average_session_duration: 30.5,
+      scheduled: false,
+      interval_seconds: null
     },
     chat_sessions: {
-      active_sessions: null, expired_sessions: null, cleanup_runs: 0, failed_runs: 0, last_cleanup_time: null,
-      average_session_duration: null, scheduled: false, interval_seconds: null
+      active_sessions: null,
+      expired_sessions: null,
+      cleanup_runs: 0,
+      failed_runs: 0,
+      last_cleanup_time: null,
+      average_session_duration: null,
+      scheduled: false,
+      interval_seconds: null
     },
     named_sessions: {
-      active_sessions: 3, expired_sessions: 0, cleanup_runs: 0, failed_runs: 0, last_cleanup_time: null,
-      average_session_duration: 50, scheduled: false, interval_seconds: null
+      active_sessions: 3,
+      expired_sessions: 0,
+      cleanup_runs: 0,
+      failed_runs: 0,
+      last_cleanup_time: null,
+      average_session_duration: 50,
+      scheduled: false,
+      interval_seconds: null
     }
   })
   t.equal(body.kinds.task_sessions.last_cleanup_time, runs[1].finishedAt, 'when the later of the two runs finished')

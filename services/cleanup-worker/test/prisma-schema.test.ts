@@ -13,9 +13,19 @@ t.test('the migrated database and the Prisma schema agree: every model is writte
 
   const run = await prisma.cleanupRun.create({
     data: {
-      id: '6f9619ff-8b86-4d01-b42d-00cf4fc964ff', jobId: 'repeat:cleanup-login_sessions:1', kind: 'login_sessions', trigger: 'scheduled',
-      status: 'succeeded', olderThanSeconds: 60, startedAt: new Date('2026-01-01T00:00:00Z'), finishedAt: new Date('2026-01-01T00:00:01Z'),
-      removed: 5, errors: 1, attempts: 2, error: 'boom', details: { batches: 1, durationMs: 7 }
+      id: '6f9619ff-8b86-4d01-b42d-00cf4fc964ff',
+      jobId: 'repeat:cleanup-login_sessions:1',
+      kind: 'login_sessions',
+      trigger: 'scheduled',
+      status: 'succeeded',
+      olderThanSeconds: 60,
+      startedAt: new Date('2026-01-01T00:00:00Z'),
+      finishedAt: new Date('2026-01-01T00:00:01Z'),
+      removed: 5,
+      errors: 1,
+      attempts: 2,
+      error: 'boom',
+      details: { batches: 1, durationMs: 7 }
     }
   })
   t.same(await prisma.cleanupRun.findUniqueOrThrow({ where: { jobId: 'repeat:cleanup-login_sessions:1' } }), run)
@@ -74,9 +84,13 @@ t.test('every column of the Prisma schema exists with its type, and no other', a
       WHERE n.nspname = $1 GROUP BY t.typname ORDER BY t.typname`,
     [schema.schema]
   )
-  t.same(enums, [
-    { name: 'CleanupKind', labels: ['login_sessions', 'task_sessions', 'chat_sessions', 'named_sessions'] },
-    { name: 'CleanupRunStatus', labels: ['queued', 'running', 'retrying', 'succeeded', 'failed'] },
-    { name: 'CleanupTrigger', labels: ['scheduled', 'manual'] }
-  ], 'the enums match the contract (CleanupKinds, CleanupRunStatuses, CleanupTriggers)')
+  t.same(
+    enums,
+    [
+      { name: 'CleanupKind', labels: ['login_sessions', 'task_sessions', 'chat_sessions', 'named_sessions'] },
+      { name: 'CleanupRunStatus', labels: ['queued', 'running', 'retrying', 'succeeded', 'failed'] },
+      { name: 'CleanupTrigger', labels: ['scheduled', 'manual'] }
+    ],
+    'the enums match the contract (CleanupKinds, CleanupRunStatuses, CleanupTriggers)'
+  )
 })

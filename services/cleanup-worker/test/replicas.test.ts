@@ -21,7 +21,11 @@ t.test('two replicas: one scheduler per kind, and every scheduled iteration runs
   }
   const a = await build(t, env, deployment)
   const b = await build(t, env, deployment)
-  t.same((await a.app.cleanupQueue.queue.getJobSchedulers()).map((s) => [s.key, s.every]), [['cleanup-task_sessions', EVERY_MS]], 'both upserted: still one scheduler')
+  t.same(
+    (await a.app.cleanupQueue.queue.getJobSchedulers()).map((s) => [s.key, s.every]),
+    [['cleanup-task_sessions', EVERY_MS]],
+    'both upserted: still one scheduler'
+  )
 
   await waitFor(async () => (await runsOf(deployment.schema, 'task_sessions')).filter((r) => r.status === 'succeeded').length >= 6, 30_000)
   // Closing waits for the runs in flight; with both replicas closed nothing can run any more.
@@ -29,11 +33,15 @@ t.test('two replicas: one scheduler per kind, and every scheduled iteration runs
 
   const runs = await runsOf(deployment.schema, 'task_sessions')
   t.ok(runs.length >= 6, `${runs.length} runs`)
-  t.same(runs.map((r) => [r.status, r.attempts, r.removed]), runs.map(() => ['succeeded', 1, 1]), 'each run succeeded on its first attempt')
+  t.same(
+    runs.map((r) => [r.status, r.attempts, r.removed]),
+    runs.map(() => ['succeeded', 1, 1]),
+    'each run succeeded on its first attempt'
+  )
   t.equal(task.calls.length, runs.length, 'the service was called once per run')
   const iterations = runs.map((r) => Number(/^repeat:cleanup-task_sessions:(\d+)$/.exec(r.job_id)?.[1])).sort((x, y) => x - y)
   t.equal(new Set(iterations).size, iterations.length, 'no iteration ran twice')
   // Not asserted: that no iteration is skipped. Each upsert re-bases the schedule, and BullMQ skips an
   // iteration whose time passed while the workers were busy (no catch-up bursts).
-  t.equal((await succeededOn(a.app)) + (await succeededOn(b.app)), runs.length, 'the replicas\' own counters add up to the runs')
+  t.equal((await succeededOn(a.app)) + (await succeededOn(b.app)), runs.length, "the replicas' own counters add up to the runs")
 })

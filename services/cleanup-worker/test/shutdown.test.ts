@@ -1,6 +1,6 @@
 import t from 'tap'
 import { bearer, collectEvents, testToken, waitFor } from '@platform/kit/testing'
-import { build, callJson, fakeService, replies, runsOf, shared, startWorker, type FakeService } from './helper.js'
+import { build, callJson, fakeService, idOf, ofRun, replies, runsOf, shared, startWorker, type FakeService } from './helper.js'
 
 const adminToken = testToken('admin-1', ['admin'])
 /** Calls of the cleanup itself (a worker's /health also asks for stats). */
@@ -23,8 +23,12 @@ t.test('closing the app mid-run lets the running job finish: its outcome and eve
   await waitFor(() => cleanups(task) === 1)
   app.cleanupQueue.worker.once('closing', () => release())
   await close()
-  t.same((await runsOf(schema)).map((r) => [r.id, r.status, r.removed, r.attempts]), [[res.json().id, 'succeeded', 6, 1]], 'close waited for the call in flight')
-  const event = await waitFor(() => events.events.find((e) => (e.data as { runId: string }).runId === res.json().id))
+  t.same(
+    (await runsOf(schema)).map((r) => [r.id, r.status, r.removed, r.attempts]),
+    [[res.json().id, 'succeeded', 6, 1]],
+    'close waited for the call in flight'
+  )
+  const event = await waitFor(() => events.events.find(ofRun(res.json().id)))
   t.match(event.data, { status: 'succeeded', removed: 6 }, 'published before NATS closed')
   t.equal(cleanups(task), 1)
 })
@@ -37,7 +41,10 @@ t.test('SIGTERM to the worker process: the running job finishes and is recorded,
   t.equal(res.status, 202)
   await waitFor(() => cleanups(task) === 1)
   t.equal(await worker.stop('SIGTERM'), 0)
-  t.same((await runsOf(deployment.schema)).map((r) => [r.status, r.removed, r.attempts]), [['succeeded', 6, 1]])
+  t.same(
+    (await runsOf(deployment.schema)).map((r) => [r.status, r.removed, r.attempts]),
+    [['succeeded', 6, 1]]
+  )
 })
 
 t.test('a worker killed mid-run: BullMQ hands the job to another replica, which runs it again harmlessly', async (t) => {
@@ -50,7 +57,7 @@ t.test('a worker killed mid-run: BullMQ hands the job to another replica, which 
   const env = { TASK_SESSIONS_URL: task.url, CLEANUP_RUN_WAIT_MS: '0', CLEANUP_JOB_LOCK_MS: '2000', CLEANUP_STALLED_INTERVAL_MS: '500' }
   const doomed = await startWorker(t, deployment, env)
   const res = await callJson(`${doomed.url}/api/v1/admin/cleanup/run`, 'POST', adminToken, { kind: 'task_sessions' })
-  const runId = (res.json as { id: string }).id
+  const runId = idOf(res.json)
   await waitFor(() => cleanups(task) === 1)
   await doomed.stop('SIGKILL')
   release()

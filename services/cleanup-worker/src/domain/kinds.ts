@@ -1,31 +1,53 @@
 import { Value } from 'typebox/value'
-import type { TSchema } from 'typebox'
-import {
-  ChatCleanupReply,
-  CleanupKinds,
-  CleanupReply,
-  TaskSessionCleanupReply,
-  type CleanupKind
-} from '@platform/contracts'
+import type { Static, TSchema } from 'typebox'
+import { ChatCleanupReply, CleanupKinds, CleanupReply, TaskSessionCleanupReply, type CleanupKind } from '@platform/contracts'
 import { CleanupAgeNotSupportedError, CleanupAgeRequiredError, UnknownCleanupKindError } from './errors.js'
 
 /** The services that own sessions, by the name their breaker and their URL go under. */
 export const Targets = ['sessions', 'task-sessions', 'chat'] as const
 export type Target = (typeof Targets)[number]
 
-/** Which service owns each kind, where its cleanup lives, and what its reply looks like. */
-const Owners: Record<CleanupKind, { target: Target; path: string; reply: TSchema; takesAge: boolean }> = {
-  login_sessions: { target: 'sessions', path: '/internal/cleanup', reply: CleanupReply, takesAge: true },
-  named_sessions: { target: 'sessions', path: '/internal/cleanup/named-sessions', reply: CleanupReply, takesAge: true },
-  task_sessions: { target: 'task-sessions', path: '/internal/cleanup', reply: TaskSessionCleanupReply, takesAge: true },
-  // Chat closes what is past its own expiresAt and drops closed sessions after its own retention.
-  chat_sessions: { target: 'chat', path: '/internal/cleanup', reply: ChatCleanupReply, takesAge: false }
+/** How many sessions a reply says were removed, and how many rows or batches were skipped. */
+interface Counts {
+  removed: number
+  errors: number
+}
+
+/** Checks a reply against `schema` and counts it; null when it breaks the contract. */
+function reader<S extends TSchema>(schema: S, count: (reply: Static<S>) => Counts): (reply: unknown) => Counts | null {
+  return (reply) => (Value.Check(schema, reply) ? count(reply) : null)
+}
+
+const removedAndErrors = (r: { removed: number; errors: number }): Counts => ({ removed: r.removed, errors: r.errors })
+
+/** Which service owns each kind, where its cleanup lives, and how its reply is read. */
+const Owners: Record<CleanupKind, { target: Target; path: string; read: (reply: unknown) => Counts | null; takesAge: boolean }> = {
+  login_sessions: { target: 'sessions', path: '/internal/cleanup', read: reader(CleanupReply, removedAndErrors), takesAge: true },
+  named_sessions: { target: 'sessions', path: '/internal/cleanup/named-sessions', read: reader(CleanupReply, removedAndErrors), takesAge: true },
+  task_sessions: { target: 'task-sessions', path: '/internal/cleanup', read: reader(TaskSessionCleanupReply, removedAndErrors), takesAge: true },
+  // Chat closes what is past its own expiresAt and drops closed sessions after its own retention; it reports no errors.
+  chat_sessions: {
+    target: 'chat',
+    path: '/internal/cleanup',
+    read: reader(ChatCleanupReply, (r) => ({ removed: r.expired + r.removedSessions, errors: 0 })),
+    takesAge: false
+  }
 }
 
 export const ownerOf = (kind: CleanupKind): Target => Owners[kind].target
 
 export function isCleanupKind(kind: string): kind is CleanupKind {
-  return (CleanupKinds as readonly string[]).includes(kind)
+  return CleanupKinds.some((k) => k === kind)
+}
+
+/** One value per kind; the literal makes a kind added to the contract a compile error here, not a missing key. */
+export function byKind<T>(value: (kind: CleanupKind) => T): Record<CleanupKind, T> {
+  return {
+    login_sessions: value('login_sessions'),
+    task_sessions: value('task_sessions'),
+    chat_sessions: value('chat_sessions'),
+    named_sessions: value('named_sessions')
+  }
 }
 
 export interface CallPlan {
@@ -75,18 +97,12 @@ export class UnexpectedReplyError extends Error {
   }
 }
 
-/** Checks a cleanup reply against its contract and reduces it to removed/errors (chat reports no errors). */
+/** Checks a cleanup reply against its contract and reduces it to removed/errors. */
 export function summarize(kind: CleanupKind, reply: unknown): RunResult {
   const owner = Owners[kind]
-  if (!Value.Check(owner.reply, reply)) throw new UnexpectedReplyError(owner.target)
-  const numbers = Object.fromEntries(
-    Object.entries(reply as Record<string, unknown>).filter((e): e is [string, number] => typeof e[1] === 'number')
-  )
-  const result =
-    kind === 'chat_sessions'
-      ? { removed: (reply as ChatCleanupReply).expired + (reply as ChatCleanupReply).removedSessions, errors: 0, details: numbers }
-      : { removed: (reply as CleanupReply).removed, errors: (reply as CleanupReply).errors, details: numbers }
+  const counts = owner.read(reply)
   // The sessions contract does not bound these: a negative count is as wrong as a missing one.
-  if (result.removed < 0 || result.errors < 0) throw new UnexpectedReplyError(owner.target)
-  return result
+  if (!counts || counts.removed < 0 || counts.errors < 0 || typeof reply !== 'object' || reply === null) throw new UnexpectedReplyError(owner.target)
+  const details = Object.fromEntries(Object.entries(reply).filter((e): e is [string, number] => typeof e[1] === 'number'))
+  return { ...counts, details }
 }

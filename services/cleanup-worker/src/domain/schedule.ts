@@ -36,11 +36,7 @@ export function intervalMs(config: ScheduleConfig, kind: CleanupKind): number {
 /** The kinds that get a schedule: those CLEANUP_SCHEDULES names; named sessions only with an age. */
 export function schedules(config: ScheduleConfig): Schedule[] {
   const wanted =
-    config.CLEANUP_SCHEDULES === 'all'
-      ? [...CleanupKinds]
-      : config.CLEANUP_SCHEDULES === 'none'
-        ? []
-        : config.CLEANUP_SCHEDULES.split(',')
+    config.CLEANUP_SCHEDULES === 'all' ? [...CleanupKinds] : config.CLEANUP_SCHEDULES === 'none' ? [] : config.CLEANUP_SCHEDULES.split(',')
   return CleanupKinds.filter((k) => wanted.includes(k))
     .filter((k) => k !== 'named_sessions' || config.NAMED_SESSION_MAX_AGE_DAYS !== undefined)
     .map((kind) => ({ kind, intervalMs: intervalMs(config, kind) }))

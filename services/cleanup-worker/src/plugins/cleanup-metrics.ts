@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { Counter, Gauge, Histogram } from 'prom-client'
+import type { FastifyInstance } from 'fastify'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import { CleanupKinds, type CleanupKind } from '@platform/contracts'
 
 export interface CleanupMetrics {
@@ -13,6 +14,25 @@ declare module 'fastify' {
   }
 }
 
+/** When each kind last succeeded, read from the shared run history at scrape time. */
+function lastSuccessGauge(fastify: FastifyInstance, registers: Registry[]) {
+  new Gauge({
+    name: 'cleanup_last_success_timestamp_seconds',
+    help: 'When each kind last finished a cleanup successfully (any replica; from the run history)',
+    labelNames: ['kind'] as const,
+    registers,
+    collect: async function () {
+      // Postgres down: /health and /ready already say so; this scrape just goes without the figure.
+      const last = await fastify.runHistory.lastSuccess().catch(() => null)
+      if (!last) return
+      for (const kind of CleanupKinds) {
+        const at = last[kind]
+        if (at) this.set({ kind }, at.getTime() / 1000)
+      }
+    }
+  })
+}
+
 /** Prometheus figures on the kit's registry (GET /metrics). */
 export const cleanupMetricsPlugin = fp(
   async (fastify) => {
@@ -24,29 +44,31 @@ export const cleanupMetricsPlugin = fp(
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
       registers
     })
-    const removed = new Counter({ name: 'cleanup_removed_total', help: 'Sessions ended or removed by cleanup runs', labelNames: ['kind'] as const, registers })
+    const removed = new Counter({
+      name: 'cleanup_removed_total',
+      help: 'Sessions ended or removed by cleanup runs',
+      labelNames: ['kind'] as const,
+      registers
+    })
     const rowErrors = new Counter({
       name: 'cleanup_row_errors_total',
       help: 'Rows or batches the owning services skipped and counted during cleanup runs',
       labelNames: ['kind'] as const,
       registers
     })
-    const failures = new Counter({ name: 'cleanup_failures_total', help: 'Cleanup runs that failed after their last attempt', labelNames: ['kind'] as const, registers })
-    const runs = new Counter({ name: 'cleanup_runs_total', help: 'Finished cleanup runs by kind and outcome', labelNames: ['kind', 'status'] as const, registers })
-    new Gauge({
-      name: 'cleanup_last_success_timestamp_seconds',
-      help: 'When each kind last finished a cleanup successfully (any replica; from the run history)',
+    const failures = new Counter({
+      name: 'cleanup_failures_total',
+      help: 'Cleanup runs that failed after their last attempt',
       labelNames: ['kind'] as const,
-      registers,
-      collect: async function () {
-        const last = await fastify.runHistory.lastSuccess().catch(() => null)
-        if (!last) return
-        for (const kind of CleanupKinds) {
-          const at = last[kind]
-          if (at) this.set({ kind }, at.getTime() / 1000)
-        }
-      }
+      registers
     })
+    const runs = new Counter({
+      name: 'cleanup_runs_total',
+      help: 'Finished cleanup runs by kind and outcome',
+      labelNames: ['kind', 'status'] as const,
+      registers
+    })
+    lastSuccessGauge(fastify, registers)
     // Every kind shows up from the start, at zero.
     for (const kind of CleanupKinds) {
       removed.inc({ kind }, 0)

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
+import { Value } from 'typebox/value'
 import {
-  CleanupKinds,
+  CleanupRun as CleanupRunSchema,
   CleanupSubjects,
   type CleanupJobData,
   type CleanupKind,
@@ -11,9 +12,9 @@ import {
   type CleanupRunStatus,
   type CleanupTrigger
 } from '@platform/contracts'
-import { createEvent, outboxRow } from '@platform/kit'
-import { Prisma, type CleanupRun } from '../generated/prisma/client.js'
-import { decodeCursor, encodeCursor } from '@platform/kit'
+import { createEvent, keyset, keysetPage, outboxRow } from '@platform/kit'
+import { Prisma, type CleanupRun, type PrismaClient } from '../generated/prisma/client.js'
+import { byKind } from '../domain/kinds.js'
 
 export interface StartedRun {
   id: string
@@ -69,6 +70,8 @@ declare module 'fastify' {
   }
 }
 
+const RunDetails = CleanupRunSchema.properties.details
+
 export function toDto(r: CleanupRun): CleanupRunDto {
   return {
     id: r.id,
@@ -83,132 +86,138 @@ export function toDto(r: CleanupRun): CleanupRunDto {
     errors: r.errors,
     attempts: r.attempts,
     error: r.error,
-    details: (r.details as Record<string, number> | null) ?? null
+    // Written only by `finish` from a checked reply; anything else in the column is not shown.
+    details: Value.Check(RunDetails, r.details) ? r.details : null
   }
 }
 
-const byKind = <T>(fill: () => T) => Object.fromEntries(CleanupKinds.map((k) => [k, fill()])) as Record<CleanupKind, T>
+/** One statement, so a replica recovering a stalled job and a late original cannot both create the run. */
+async function beginRun(prisma: PrismaClient, jobId: string, data: CleanupJobData): Promise<StartedRun> {
+  const rows = await prisma.$queryRaw<Array<{ id: string; started_at: Date; attempts: number }>>`
+    INSERT INTO cleanup_runs (id, job_id, kind, trigger, status, older_than_seconds, started_at, attempts)
+    VALUES (${data.runId ?? randomUUID()}::uuid, ${jobId}, ${data.kind}::"CleanupKind", ${data.trigger}::"CleanupTrigger",
+            'running', ${data.olderThanSeconds ?? null}::int, now(), 1)
+    ON CONFLICT (job_id) DO UPDATE
+       SET status = 'running', attempts = cleanup_runs.attempts + 1, finished_at = NULL,
+           started_at = COALESCE(cleanup_runs.started_at, EXCLUDED.started_at)
+    RETURNING id, started_at, attempts`
+  const row = rows[0]
+  if (!row) throw new Error(`recording the start of job ${jobId} returned no row`)
+  return { id: row.id, startedAt: row.started_at, attempts: row.attempts }
+}
+
+/** Records an attempt's end and, for a final one, its cleanup.run.completed event in the same transaction. */
+async function finishRun(prisma: PrismaClient, source: string, run: StartedRun, data: CleanupJobData, end: RunEnd): Promise<void> {
+  const finishedAt = new Date()
+  await prisma.$transaction(async (tx) => {
+    // Added, not set: an attempt that runs again after a recorded success (a crash before BullMQ
+    // heard of it) must not hide what the first one removed.
+    const row = await tx.cleanupRun.update({
+      where: { id: run.id },
+      data: {
+        status: end.status,
+        finishedAt: end.status === 'retrying' ? null : finishedAt,
+        removed: { increment: end.removed },
+        errors: { increment: end.errors },
+        error: end.error,
+        details: end.details ?? Prisma.DbNull
+      }
+    })
+    if (end.status === 'retrying') return
+    const event: CleanupRunCompletedData = {
+      runId: run.id,
+      kind: data.kind,
+      trigger: data.trigger,
+      status: end.status,
+      startedAt: run.startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      durationMs: Math.max(0, finishedAt.getTime() - run.startedAt.getTime()),
+      removed: row.removed,
+      errors: row.errors,
+      attempts: run.attempts,
+      error: end.error
+    }
+    await tx.outboxEvent.create({ data: outboxRow(createEvent(CleanupSubjects.runCompleted, source, event)) })
+  })
+}
+
+/** Newest first, keyset-paged over (createdAt, id). */
+async function listRuns(prisma: PrismaClient, { kind, status, trigger, limit, cursor }: ListFilter): Promise<CleanupRunList> {
+  const next = keyset(cursor, limit, 'desc')
+  const rows = await prisma.cleanupRun.findMany({
+    where: { ...(kind ? { kind } : {}), ...(status ? { status } : {}), ...(trigger ? { trigger } : {}), ...next.where },
+    orderBy: next.orderBy,
+    take: next.take
+  })
+  const { page, nextCursor } = keysetPage(rows, limit)
+  return { runs: page.map(toDto), nextCursor }
+}
+
+async function summarizeRuns(prisma: PrismaClient): Promise<Record<CleanupKind, KindSummary>> {
+  const rows = await prisma.$queryRaw<Array<{ kind: CleanupKind; runs: bigint; failed: bigint; last_success: Date | null }>>`
+    SELECT kind::text AS kind,
+           count(*) FILTER (WHERE status IN ('succeeded', 'failed')) AS runs,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           max(finished_at) FILTER (WHERE status = 'succeeded') AS last_success
+      FROM cleanup_runs GROUP BY kind`
+  const out = byKind<KindSummary>(() => ({ runs: 0, failed: 0, lastSuccessAt: null }))
+  for (const r of rows) out[r.kind] = { runs: Number(r.runs), failed: Number(r.failed), lastSuccessAt: r.last_success }
+  return out
+}
+
+async function lastSuccesses(prisma: PrismaClient): Promise<Record<CleanupKind, Date | null>> {
+  const rows = await prisma.$queryRaw<Array<{ kind: CleanupKind; at: Date | null }>>`
+    SELECT k.kind::text AS kind,
+           (SELECT max(finished_at) FROM cleanup_runs r WHERE r.kind = k.kind AND r.status = 'succeeded') AS at
+      FROM unnest(enum_range(NULL::"CleanupKind")) AS k(kind)`
+  const out = byKind<Date | null>(() => null)
+  for (const r of rows) out[r.kind] = r.at
+  return out
+}
+
+export interface RunHistoryDeps {
+  prisma: PrismaClient
+  /** The CloudEvents `source` of cleanup.run.completed. */
+  source: string
+  /** Called after a final outcome is committed: the relay publishes its event now. */
+  published: () => void
+}
+
+/** The run history in Postgres (cleanup_runs), shared by every replica. */
+export function createRunHistory({ prisma, source, published }: RunHistoryDeps): RunHistory {
+  return {
+    async queue({ id, kind, olderThanSeconds }) {
+      const row = await prisma.cleanupRun.create({
+        data: { id, jobId: id, kind, trigger: 'manual', status: 'queued', olderThanSeconds: olderThanSeconds ?? null }
+      })
+      return toDto(row)
+    },
+    async discard(id) {
+      await prisma.cleanupRun.deleteMany({ where: { id, status: 'queued' } })
+    },
+    begin: (jobId, data) => beginRun(prisma, jobId, data),
+    async finish(run, data, end) {
+      await finishRun(prisma, source, run, data, end)
+      if (end.status !== 'retrying') published()
+    },
+    async get(id) {
+      const row = await prisma.cleanupRun.findUnique({ where: { id } })
+      return row ? toDto(row) : null
+    },
+    list: (filter) => listRuns(prisma, filter),
+    summary: () => summarizeRuns(prisma),
+    lastSuccess: () => lastSuccesses(prisma),
+    purge: (olderThanDays, limit) => prisma.$executeRaw`
+      DELETE FROM cleanup_runs WHERE id IN (
+        SELECT id FROM cleanup_runs
+         WHERE status IN ('succeeded', 'failed') AND created_at < now() - make_interval(secs => ${olderThanDays * 86400})
+         ORDER BY created_at LIMIT ${limit})`
+  }
+}
 
 export const runHistoryPlugin = fp<{ source: string }>(
   async (fastify, { source }) => {
-    const { prisma } = fastify
-
-    const history: RunHistory = {
-      async queue({ id, kind, olderThanSeconds }) {
-        const row = await prisma.cleanupRun.create({
-          data: { id, jobId: id, kind, trigger: 'manual', status: 'queued', olderThanSeconds: olderThanSeconds ?? null }
-        })
-        return toDto(row)
-      },
-
-      async discard(id) {
-        await prisma.cleanupRun.deleteMany({ where: { id, status: 'queued' } })
-      },
-
-      async begin(jobId, data) {
-        // One statement, so a replica recovering a stalled job and a late original cannot both create it.
-        const rows = await prisma.$queryRaw<Array<{ id: string; started_at: Date; attempts: number }>>`
-          INSERT INTO cleanup_runs (id, job_id, kind, trigger, status, older_than_seconds, started_at, attempts)
-          VALUES (${data.runId ?? randomUUID()}::uuid, ${jobId}, ${data.kind}::"CleanupKind", ${data.trigger}::"CleanupTrigger",
-                  'running', ${data.olderThanSeconds ?? null}::int, now(), 1)
-          ON CONFLICT (job_id) DO UPDATE
-             SET status = 'running', attempts = cleanup_runs.attempts + 1, finished_at = NULL,
-                 started_at = COALESCE(cleanup_runs.started_at, EXCLUDED.started_at)
-          RETURNING id, started_at, attempts`
-        const row = rows[0]!
-        return { id: row.id, startedAt: row.started_at, attempts: row.attempts }
-      },
-
-      async finish(run, data, end) {
-        const finishedAt = new Date()
-        await prisma.$transaction(async (tx) => {
-          // Added, not set: an attempt that runs again after a recorded success (a crash before BullMQ
-          // heard of it) must not hide what the first one removed.
-          const row = await tx.cleanupRun.update({
-            where: { id: run.id },
-            data: {
-              status: end.status,
-              finishedAt: end.status === 'retrying' ? null : finishedAt,
-              removed: { increment: end.removed },
-              errors: { increment: end.errors },
-              error: end.error,
-              details: end.details ?? Prisma.DbNull
-            }
-          })
-          if (end.status === 'retrying') return
-          const event: CleanupRunCompletedData = {
-            runId: run.id,
-            kind: data.kind,
-            trigger: data.trigger,
-            status: end.status,
-            startedAt: run.startedAt.toISOString(),
-            finishedAt: finishedAt.toISOString(),
-            durationMs: Math.max(0, finishedAt.getTime() - run.startedAt.getTime()),
-            removed: row.removed,
-            errors: row.errors,
-            attempts: run.attempts,
-            error: end.error
-          }
-          await tx.outboxEvent.create({ data: outboxRow(createEvent(CleanupSubjects.runCompleted, source, event)) })
-        })
-        if (end.status !== 'retrying') fastify.outbox.kick()
-      },
-
-      async get(id) {
-        const row = await prisma.cleanupRun.findUnique({ where: { id } })
-        return row ? toDto(row) : null
-      },
-
-      async list({ kind, status, trigger, limit, cursor }) {
-        const after = cursor ? decodeCursor(cursor) : null
-        const rows = await prisma.cleanupRun.findMany({
-          where: {
-            ...(kind ? { kind } : {}),
-            ...(status ? { status } : {}),
-            ...(trigger ? { trigger } : {}),
-            ...(after
-              ? { OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }] }
-              : {})
-          },
-          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-          take: limit + 1
-        })
-        const page = rows.slice(0, limit)
-        const last = page.at(-1)
-        return { runs: page.map(toDto), nextCursor: rows.length > limit && last ? encodeCursor(last) : null }
-      },
-
-      async summary() {
-        const rows = await prisma.$queryRaw<Array<{ kind: CleanupKind; runs: bigint; failed: bigint; last_success: Date | null }>>`
-          SELECT kind::text AS kind,
-                 count(*) FILTER (WHERE status IN ('succeeded', 'failed')) AS runs,
-                 count(*) FILTER (WHERE status = 'failed') AS failed,
-                 max(finished_at) FILTER (WHERE status = 'succeeded') AS last_success
-            FROM cleanup_runs GROUP BY kind`
-        const out = byKind<KindSummary>(() => ({ runs: 0, failed: 0, lastSuccessAt: null }))
-        for (const r of rows) out[r.kind] = { runs: Number(r.runs), failed: Number(r.failed), lastSuccessAt: r.last_success }
-        return out
-      },
-
-      async lastSuccess() {
-        const rows = await prisma.$queryRaw<Array<{ kind: CleanupKind; at: Date | null }>>`
-          SELECT k.kind::text AS kind,
-                 (SELECT max(finished_at) FROM cleanup_runs r WHERE r.kind = k.kind AND r.status = 'succeeded') AS at
-            FROM unnest(enum_range(NULL::"CleanupKind")) AS k(kind)`
-        const out = byKind<Date | null>(() => null)
-        for (const r of rows) out[r.kind] = r.at
-        return out
-      },
-
-      async purge(olderThanDays, limit) {
-        return prisma.$executeRaw`
-          DELETE FROM cleanup_runs WHERE id IN (
-            SELECT id FROM cleanup_runs
-             WHERE status IN ('succeeded', 'failed') AND created_at < now() - make_interval(secs => ${olderThanDays * 86400})
-             ORDER BY created_at LIMIT ${limit})`
-      }
-    }
-    fastify.decorate('runHistory', history)
+    fastify.decorate('runHistory', createRunHistory({ prisma: fastify.prisma, source, published: () => fastify.outbox.kick() }))
   },
   { name: 'run-history', dependencies: ['prisma', 'platform-outbox'] }
 )
