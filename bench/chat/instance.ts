@@ -16,7 +16,7 @@ await fastify.listen({ host: '127.0.0.1', port: 0 })
 const gc = (globalThis as { gc?: () => void }).gc
 const send = (msg: object) => process.send?.(msg)
 
-process.on('message', async (msg: { cmd: string }) => {
+async function answer(msg: { cmd: string }): Promise<void> {
   if (msg.cmd === 'memory') {
     for (let i = 0; i < 3; i++) {
       gc?.()
@@ -28,6 +28,14 @@ process.on('message', async (msg: { cmd: string }) => {
     await fastify.close()
     process.exit(0)
   }
+}
+
+process.on('message', (msg: { cmd: string }) => {
+  // A failed answer ends the instance, so the benchmark sees it exit instead of waiting for a reply.
+  answer(msg).catch((err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  })
 })
 process.on('SIGTERM', () => void fastify.close().then(() => process.exit(0)))
 

@@ -43,7 +43,13 @@ function child(file: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: s
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
   const cmd = [
     'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)";',
-    'exec', quote(process.execPath), ...nodeArgs.map(quote), '--import', 'tsx', quote(join(here, file)), ...args.map(quote)
+    'exec',
+    quote(process.execPath),
+    ...nodeArgs.map(quote),
+    '--import',
+    'tsx',
+    quote(join(here, file)),
+    ...args.map(quote)
   ].join(' ')
   return spawn('bash', ['-c', cmd], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 }
@@ -98,7 +104,12 @@ async function idle(): Promise<Row[] & Array<{ met?: boolean }>> {
     const heap = (after.heapUsed - before.heapUsed) / opened.welcomed / 1024
     const rss = (after.rss - before.rss) / opened.welcomed / 1024
     return [
-      { figure: 'idle connections open (welcomed)', value: fmt(opened.welcomed), target: fmt(IDLE_CONNECTIONS), met: opened.welcomed === IDLE_CONNECTIONS },
+      {
+        figure: 'idle connections open (welcomed)',
+        value: fmt(opened.welcomed),
+        target: fmt(IDLE_CONNECTIONS),
+        met: opened.welcomed === IDLE_CONNECTIONS
+      },
       { figure: 'time to open them (200 at a time)', value: `${fmt(opened.ms / 1000, 1)} s`, target: '' },
       { figure: 'heap per idle connection', value: `${fmt(heap, 2)} KB`, target: '≤ 10 KB', met: heap <= 10 },
       { figure: 'RSS per idle connection', value: `${fmt(rss, 2)} KB`, target: '' }
@@ -248,9 +259,10 @@ try {
     target: ''
   })
 } finally {
-  await schema.drop().catch(() => {})
-  await deleteRedisKeys('redis://127.0.0.1:6379', `${ns}:`).catch(() => {})
-  await deleteStreams('nats://127.0.0.1:4222', ns).catch(() => {})
+  // Best effort: what is left of a run's own prefix or namespace harms nothing.
+  await schema.drop().catch(() => undefined)
+  await deleteRedisKeys('redis://127.0.0.1:6379', `${ns}:`).catch(() => undefined)
+  await deleteStreams('nats://127.0.0.1:4222', ns).catch(() => undefined)
 }
 printTable('chat: idle connections and cross-instance round trip', rows)
 process.exit(0)

@@ -8,7 +8,16 @@
  */
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import { TEST_JWT_SECRET, createTestSchema, deleteRedisKeys, deleteStreams, freePort, testToken, uniqueName, type TestSchema } from '@platform/kit/testing'
+import {
+  TEST_JWT_SECRET,
+  createTestSchema,
+  deleteRedisKeys,
+  deleteStreams,
+  freePort,
+  testToken,
+  uniqueName,
+  type TestSchema
+} from '@platform/kit/testing'
 import { fmt, printTable } from '../lib/report.js'
 import { repoRoot, startNode, stop } from '../lib/processes.js'
 
@@ -98,7 +107,7 @@ function readers(base: string, seconds: number): Readers {
         }
       ]
     },
-    (err, result) => settle(err, result)
+    (err: Error | null, result) => settle(err, result)
   )
   return { done, stop: () => instance.stop() }
 }
@@ -157,19 +166,44 @@ try {
   const p99Ratio = load.latency.p99 / Math.max(baseline.latency.p99, 1)
 
   printTable(`bench/cleanup: task-session cleanup of ${fmt(FINISHED)} finished rows beside ${fmt(LIVE)} live ones, ${READERS} readers`, [
-    { figure: 'rows removed', value: `${fmt(reply.removed)} in ${fmt(reply.batches)} batches of ${fmt(BATCH_SIZE)} (${reply.errors} errors)`, target: fmt(FINISHED), met: reply.removed === FINISHED && left === 0 },
-    { figure: 'total time', value: `${fmt(seconds, 1)} s (service: ${fmt(reply.durationMs / 1000, 1)} s)`, target: `≤ ${TARGET_SECONDS} s`, met: seconds <= TARGET_SECONDS },
-    { figure: 'rows removed per second', value: fmt(reply.removed / seconds), target: `≥ ${fmt(FINISHED / TARGET_SECONDS)}`, met: reply.removed / seconds >= FINISHED / TARGET_SECONDS },
-    { figure: 'readers before: p50 / p99', value: `${baseline.latency.p50} / ${baseline.latency.p99} ms (${fmt(baseline.requests.average)} req/s)`, target: '' },
+    {
+      figure: 'rows removed',
+      value: `${fmt(reply.removed)} in ${fmt(reply.batches)} batches of ${fmt(BATCH_SIZE)} (${reply.errors} errors)`,
+      target: fmt(FINISHED),
+      met: reply.removed === FINISHED && left === 0
+    },
+    {
+      figure: 'total time',
+      value: `${fmt(seconds, 1)} s (service: ${fmt(reply.durationMs / 1000, 1)} s)`,
+      target: `≤ ${TARGET_SECONDS} s`,
+      met: seconds <= TARGET_SECONDS
+    },
+    {
+      figure: 'rows removed per second',
+      value: fmt(reply.removed / seconds),
+      target: `≥ ${fmt(FINISHED / TARGET_SECONDS)}`,
+      met: reply.removed / seconds >= FINISHED / TARGET_SECONDS
+    },
+    {
+      figure: 'readers before: p50 / p99',
+      value: `${baseline.latency.p50} / ${baseline.latency.p99} ms (${fmt(baseline.requests.average)} req/s)`,
+      target: ''
+    },
     { figure: 'readers during: p50 / p99', value: `${load.latency.p50} / ${load.latency.p99} ms (${fmt(load.requests.average)} req/s)`, target: '' },
     { figure: 'p99 during / before', value: fmt(p99Ratio, 2), target: '≤ 2.00', met: p99Ratio <= 2 },
     { figure: 'reader errors and non-2xx', value: String(readErrors), target: '0', met: readErrors === 0 },
-    { figure: 'live rows untouched', value: `${fmt(after.count)} rows, digest ${after.digest === before.digest ? 'equal' : 'CHANGED'}`, target: `${fmt(LIVE)}, equal`, met: untouched },
+    {
+      figure: 'live rows untouched',
+      value: `${fmt(after.count)} rows, digest ${after.digest === before.digest ? 'equal' : 'CHANGED'}`,
+      target: `${fmt(LIVE)}, equal`,
+      met: untouched
+    },
     { figure: 'finished rows left', value: fmt(left), target: '0', met: left === 0 }
   ])
 } finally {
   if (service) await stop(service)
   await schema.drop()
-  await deleteRedisKeys('redis://127.0.0.1:6379', `${ns}:`).catch(() => {})
-  await deleteStreams('nats://127.0.0.1:4222', ns).catch(() => {})
+  // Best effort: what is left of a run's own prefix or namespace harms nothing.
+  await deleteRedisKeys('redis://127.0.0.1:6379', `${ns}:`).catch(() => undefined)
+  await deleteStreams('nats://127.0.0.1:4222', ns).catch(() => undefined)
 }

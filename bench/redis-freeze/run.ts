@@ -10,7 +10,16 @@ import type { ChildProcess } from 'node:child_process'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
-import { TEST_JWT_SECRET, createTestSchema, deleteRedisKeys, deleteStreams, freePort, startRedisServer, testToken, uniqueName } from '@platform/kit/testing'
+import {
+  TEST_JWT_SECRET,
+  createTestSchema,
+  deleteRedisKeys,
+  deleteStreams,
+  freePort,
+  startRedisServer,
+  testToken,
+  uniqueName
+} from '@platform/kit/testing'
 import { fmt, printTable } from '../lib/report.js'
 import { repoRoot, startNode, stop } from '../lib/processes.js'
 
@@ -105,23 +114,26 @@ try {
     finish = resolve
     fail = reject
   })
-  const instance = autocannon({
-    url: gateway,
-    connections: CONNECTIONS,
-    overallRate: RATE,
-    duration: STEADY_SECONDS + FREEZE_SECONDS + AFTER_SECONDS,
-    requests: [
-      {
-        method: 'GET',
-        path: ROUTE,
-        headers,
-        // Called with the reply's headers just before the 'response' event of the same reply.
-        onResponse: (_status, _body, _context, replyHeaders) => {
-          lastDegraded = Object.keys(replyHeaders ?? {}).some((h) => h.toLowerCase() === 'x-degradation-mode')
+  const instance = autocannon(
+    {
+      url: gateway,
+      connections: CONNECTIONS,
+      overallRate: RATE,
+      duration: STEADY_SECONDS + FREEZE_SECONDS + AFTER_SECONDS,
+      requests: [
+        {
+          method: 'GET',
+          path: ROUTE,
+          headers,
+          // Called with the reply's headers just before the 'response' event of the same reply.
+          onResponse: (_status, _body, _context, replyHeaders) => {
+            lastDegraded = Object.keys(replyHeaders ?? {}).some((h) => h.toLowerCase() === 'x-degradation-mode')
+          }
         }
-      }
-    ]
-  }, (err, result) => (err ? fail(err) : finish(result)))
+      ]
+    },
+    (err: Error | null, result) => (err ? fail(err) : finish(result))
+  )
   instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
     const end = performance.now()
     samples.push({ start: end - responseTime, end, status, degraded: lastDegraded })
@@ -153,16 +165,47 @@ try {
   const afterThaw = samples.filter((s) => s.start >= thawedAt)
   const lastDegradedAfter = afterThaw.filter((s) => s.degraded).at(-1)
   const recoveryMs = lastDegradedAfter ? lastDegradedAfter.start - thawedAt : 0
-  const p99Frozen = percentile(frozen.map((s) => s.end - s.start), 99)
-  const p50Frozen = percentile(frozen.map((s) => s.end - s.start), 50)
-  const p99Steady = percentile(steady.map((s) => s.end - s.start), 99)
+  const p99Frozen = percentile(
+    frozen.map((s) => s.end - s.start),
+    99
+  )
+  const p50Frozen = percentile(
+    frozen.map((s) => s.end - s.start),
+    50
+  )
+  const p99Steady = percentile(
+    steady.map((s) => s.end - s.start),
+    99
+  )
   const ms = (n: number) => `${fmt(n, 1)} ms`
 
   printTable('bench/redis-freeze: GET /api/v1/sessions/active through the gateway, 2 sessions replicas, their Redis frozen', [
-    { figure: `steady, Redis answering (${fmt(steady.length)} replies)`, value: `p50 ${ms(percentile(steady.map((s) => s.end - s.start), 50))}, p99 ${ms(p99Steady)}`, target: '' },
-    { figure: 'first second of the freeze: slowest reply', value: ms(Math.max(...firstSecond.map((s) => s.end - s.start))), target: 'a few command timeouts (500 ms)' },
-    { figure: `freeze after its first second: p99 (${fmt(frozen.length)} replies)`, value: `${ms(p99Frozen)} (p50 ${ms(p50Frozen)})`, target: 'p99 ≤ 50 ms', met: p99Frozen <= 50 },
-    { figure: 'freeze p99 ÷ steady p99 (the Postgres path against the cache, on this machine now)', value: fmt(p99Frozen / p99Steady, 2), target: '' },
+    {
+      figure: `steady, Redis answering (${fmt(steady.length)} replies)`,
+      value: `p50 ${ms(
+        percentile(
+          steady.map((s) => s.end - s.start),
+          50
+        )
+      )}, p99 ${ms(p99Steady)}`,
+      target: ''
+    },
+    {
+      figure: 'first second of the freeze: slowest reply',
+      value: ms(Math.max(...firstSecond.map((s) => s.end - s.start))),
+      target: 'a few command timeouts (500 ms)'
+    },
+    {
+      figure: `freeze after its first second: p99 (${fmt(frozen.length)} replies)`,
+      value: `${ms(p99Frozen)} (p50 ${ms(p50Frozen)})`,
+      target: 'p99 ≤ 50 ms',
+      met: p99Frozen <= 50
+    },
+    {
+      figure: 'freeze p99 ÷ steady p99 (the Postgres path against the cache, on this machine now)',
+      value: fmt(p99Frozen / p99Steady, 2),
+      target: ''
+    },
     {
       figure: 'freeze after its first second: replies with X-Degradation-Mode',
       value: `${fmt((100 * frozen.filter((s) => s.degraded).length) / Math.max(1, frozen.length), 1)} %`,
@@ -188,7 +231,12 @@ try {
       target: ''
     },
     { figure: 'machine load (1-minute average) at the end', value: fmt(loadavg()[0]!, 2), target: '' },
-    { figure: 'whole run', value: `${fmt(result.requests.total)} requests, ${fmt(result.errors)} errors, ${fmt(result.non2xx)} non-2xx`, target: '0 errors, 0 non-2xx', met: result.errors === 0 && result.non2xx === 0 }
+    {
+      figure: 'whole run',
+      value: `${fmt(result.requests.total)} requests, ${fmt(result.errors)} errors, ${fmt(result.non2xx)} non-2xx`,
+      target: '0 errors, 0 non-2xx',
+      met: result.errors === 0 && result.non2xx === 0
+    }
   ])
 } finally {
   try {
@@ -199,6 +247,7 @@ try {
   for (const child of children) await stop(child)
   await redis.dispose()
   await schema.drop()
-  await deleteRedisKeys(SHARED_REDIS, `${ns}:`).catch(() => {})
-  await deleteStreams(NATS_URL, ns).catch(() => {})
+  // Best effort: what is left of a run's own prefix or namespace harms nothing.
+  await deleteRedisKeys(SHARED_REDIS, `${ns}:`).catch(() => undefined)
+  await deleteStreams(NATS_URL, ns).catch(() => undefined)
 }

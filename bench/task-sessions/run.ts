@@ -50,7 +50,8 @@ function script(prefix: string): { events: Planned[]; expected: string[] } {
     if (k === 14) ends.push({ type: TaskSubjects.completed, data, time: base + i })
     else if (k === 15) ends.push({ type: TaskSubjects.failed, data, time: base + i })
     else if (k === 19) ends.push({ type: TaskSubjects.completed, data, time: base + i }, { type: TaskSubjects.completed, data, time: base + i })
-    else if (k !== 17) ends.push({ type: i % 7 === 0 ? TaskSubjects.cancelled : i % 5 === 0 ? TaskSubjects.failed : TaskSubjects.completed, data, time: base + i })
+    else if (k !== 17)
+      ends.push({ type: i % 7 === 0 ? TaskSubjects.cancelled : i % 5 === 0 ? TaskSubjects.failed : TaskSubjects.completed, data, time: base + i })
     const take = Math.min(TOTAL - count, 1 + ends.length)
     created.push(mine.slice(0, take))
     ended.push(ends.slice(0, take - 1))
@@ -144,10 +145,14 @@ async function run(replicas: number): Promise<RunResult> {
     const seconds = (Date.now() - Date.parse(info.created)) / 1000
 
     // After the fact: every event acked, and the outbox agrees with the table.
-    await waitFor(async () => {
-      const info = await jsm.consumers.info(streamNameFor(ns, 'tasks'), 'task-sessions')
-      return info.num_pending === 0 && info.num_ack_pending === 0
-    }, 30_000, 200)
+    await waitFor(
+      async () => {
+        const info = await jsm.consumers.info(streamNameFor(ns, 'tasks'), 'task-sessions')
+        return info.num_pending === 0 && info.num_ack_pending === 0
+      },
+      30_000,
+      200
+    )
     const perReplica: number[] = []
     for (const port of ports) {
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
@@ -170,7 +175,8 @@ async function run(replicas: number): Promise<RunResult> {
   } finally {
     for (const c of children) await stop(c)
     await nc.close()
-    await deleteStreams(NATS_URL, ns).catch(() => {})
+    // Best effort: what is left of a run's own prefix or namespace harms nothing.
+    await deleteStreams(NATS_URL, ns).catch(() => undefined)
     await schema.drop()
   }
 }
@@ -258,7 +264,12 @@ printTable(`bench/task-sessions: ${fmt(TOTAL)} task lifecycle events → exact f
     value: `${fmt(TOTAL / one.publishSeconds)} / ${fmt(TOTAL / two.publishSeconds)} events/s`,
     target: ''
   },
-  { figure: 'final sessions (checked by count + md5 of every task_id:status)', value: `${fmt(one.rows)} / ${fmt(two.rows)}`, target: 'exact', met: true },
+  {
+    figure: 'final sessions (checked by count + md5 of every task_id:status)',
+    value: `${fmt(one.rows)} / ${fmt(two.rows)}`,
+    target: 'exact',
+    met: true
+  },
   {
     figure: 'outbox: created − removed = rows left (both runs)',
     value: one.outboxConsistent && two.outboxConsistent ? 'yes' : 'no',

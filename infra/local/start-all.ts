@@ -23,7 +23,7 @@ const pretty = logFormat(formatSetting as LogFormatSetting, isTTY) === 'pretty' 
 const services = readdirSync(join(root, 'services'))
   .filter((name) => existsSync(join(root, 'services', name, 'src', 'server.ts')))
   .map((name) => {
-    const pkg = JSON.parse(readFileSync(join(root, 'services', name, 'package.json'), 'utf8'))
+    const pkg = JSON.parse(readFileSync(join(root, 'services', name, 'package.json'), 'utf8')) as { platform?: { port?: number } }
     return { name, port: Number(process.env[`${name.toUpperCase().replace(/-/g, '_')}_PORT`] ?? pkg.platform?.port) }
   })
   .sort((a, b) => a.port - b.port)

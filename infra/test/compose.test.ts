@@ -48,7 +48,7 @@ function composeConfig(): Record<string, ComposeService> {
     encoding: 'utf8',
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }
   })
-  if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+  if (run.error && 'code' in run.error && run.error.code === 'ENOENT') {
     throw new Error(
       "docker-compose is not installed: run `npm test`, whose setup (infra/local/setup.sh, as root) installs Debian's docker-compose package, or `apt-get install docker-compose`"
     )
@@ -67,7 +67,9 @@ function healthcheckProgram(test: string[]): { program: string; shell: boolean }
   return { program: test[0] ?? '', shell: true } // the string form runs in a shell too
 }
 
-const appServices = readdirSync(join(root, 'services')).filter((s) => existsSync(join(root, 'services', s, 'src', 'server.ts'))).sort()
+const appServices = readdirSync(join(root, 'services'))
+  .filter((s) => existsSync(join(root, 'services', s, 'src', 'server.ts')))
+  .sort()
 const services = composeConfig()
 
 t.test('the stack is the infrastructure, the migrations and every service of services/', async (t) => {
@@ -116,7 +118,10 @@ t.test('postgres, redis and nats: healthchecks that ask the server, and what the
   t.equal(new URL(probe).port, monitor, 'the healthcheck asks that port')
   t.equal(new URL(probe).pathname, '/healthz')
   for (const { service, port } of Object.values(INFRA)) {
-    t.ok(services[service]?.ports?.some((p) => Number(p.target) === port), `${service} listens on ${port}`)
+    t.ok(
+      services[service]?.ports?.some((p) => Number(p.target) === port),
+      `${service} listens on ${port}`
+    )
   }
 })
 
@@ -148,14 +153,18 @@ for (const name of appServices) {
     // formats, production rules (JWT_SECRET) and the service's cross-checks.
     let config: Record<string, unknown> = {}
     t.doesNotThrow(() => {
-      config = loadConfig(schema, env) as Record<string, unknown>
+      config = loadConfig(schema, env)
       jwtSecret(config as Parameters<typeof jwtSecret>[0])
       mod.checkConfig?.(config as never)
     }, `${name} starts with the compose environment`)
     t.equal(config.NODE_ENV, 'production')
     t.equal(config.PORT, port, 'it listens on its port')
     t.equal(config.HOST, '0.0.0.0', 'on every interface, so the published port reaches it')
-    t.same(svc.ports?.map((p) => [Number(p.published), Number(p.target)]), [[port, port]], 'published as itself')
+    t.same(
+      svc.ports?.map((p) => [Number(p.published), Number(p.target)]),
+      [[port, port]],
+      'published as itself'
+    )
 
     const check = svc.healthcheck?.test ?? []
     t.equal(check[0], 'CMD')
@@ -186,7 +195,8 @@ for (const name of appServices) {
         const url = new URL(raw.trim())
         const target = url.hostname
         t.ok(appServices.includes(target), `${key}: ${target} is a service of the stack`)
-        const targetPort = (JSON.parse(readFileSync(join(root, 'services', target, 'package.json'), 'utf8')) as { platform: { port: number } }).platform.port
+        const targetPort = (JSON.parse(readFileSync(join(root, 'services', target, 'package.json'), 'utf8')) as { platform: { port: number } })
+          .platform.port
         t.equal(Number(url.port), targetPort, `${key}: ${target} listens on ${targetPort}`)
         if (key.endsWith('_URLS')) t.equal(deps[target]?.condition, 'service_healthy', `${name} starts once ${target} (an upstream) is healthy`)
       }

@@ -50,8 +50,7 @@ async function cruiseTree(cwd: string, paths: string[]) {
   if (typeof output === 'string') throw new Error(output)
   return {
     violations: output.summary.violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`).sort(),
-    resolved: (from: string, to: string) =>
-      output.modules.find((m) => m.source === from)?.dependencies.some((d) => d.resolved === to) ?? false
+    resolved: (from: string, to: string) => output.modules.find((m) => m.source === from)?.dependencies.some((d) => d.resolved === to) ?? false
   }
 }
 
