@@ -3,8 +3,7 @@ import { ConfigError, serviceConfig } from '@platform/kit'
 import { ProxyRoutes } from './domain/route-table.js'
 
 /** One or more upstream base URLs, comma-separated: several instances are balanced round robin. */
-const UrlList = (url: string) =>
-  Type.String({ pattern: '^https?://[^,\\s]+(,\\s*https?://[^,\\s]+)*$', default: url })
+const UrlList = (url: string) => Type.String({ pattern: '^https?://[^,\\s]+(,\\s*https?://[^,\\s]+)*$', default: url })
 
 /** IPs, CIDRs or loopback/linklocal/uniquelocal, comma-separated; empty means none. */
 const AddressList = Type.String({ pattern: '^[0-9A-Za-z.:/,\\s]*$', default: '' })

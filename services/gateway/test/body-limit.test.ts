@@ -26,7 +26,12 @@ function send(url: string, path: string, size: number, headers: Record<string, s
   return new Promise((resolve, reject) => {
     const req = request(`${url}${path}`, {
       method: 'POST',
-      headers: { ...user, 'content-type': 'application/octet-stream', ...headers, ...(declare !== undefined ? { 'content-length': String(declare) } : {}) }
+      headers: {
+        ...user,
+        'content-type': 'application/octet-stream',
+        ...headers,
+        ...(declare !== undefined ? { 'content-length': String(declare) } : {})
+      }
     })
     req.on('response', (res) => {
       let text = ''
@@ -126,7 +131,10 @@ test('an 11 MiB streamed body is cut at 10 MiB with 413 PAYLOAD_TOO_LARGE', asyn
   t.equal(res.body.code, 'PAYLOAD_TOO_LARGE')
   t.equal(res.body.message, 'The body is larger than the 10485760 bytes the gateway accepts')
   t.equal(res.connection, 'close')
-  t.ok(sessions.hits.every((h) => h.bytes <= 10 * MiB), 'the upstream never received a complete oversized body')
+  t.ok(
+    sessions.hits.every((h) => h.bytes <= 10 * MiB),
+    'the upstream never received a complete oversized body'
+  )
 })
 
 test('a declared Content-Length over the limit is refused before any upstream is contacted', async (t) => {
@@ -206,7 +214,10 @@ test("Node's fetch and undici see the 413 of an 11 MiB body, declared or streame
     { size: 11 * MiB, how: 'declared', client: 'undici' },
     { size: 11 * MiB, how: 'streamed', client: 'undici' }
   ]
-  t.same(await uploads(url, cases), cases.map(() => refused))
+  t.same(
+    await uploads(url, cases),
+    cases.map(() => refused)
+  )
   t.ok(sessions.hits.every((h) => h.bytes <= 10 * MiB))
 })
 
@@ -215,7 +226,10 @@ test("Node's fetch sees the 413 of a body ten times the limit, more than socket 
   const { url } = await setup(t, { REQUEST_SIZE_LIMIT: String(MiB), REQUEST_DRAIN_BYTES: String(16 * MiB) })
   const cases: Upload[] = []
   for (let i = 0; i < 3; i++) cases.push({ size: 11 * MiB, how: 'declared', client: 'fetch' }, { size: 11 * MiB, how: 'streamed', client: 'fetch' })
-  t.same(await uploads(url, cases), cases.map(() => refused))
+  t.same(
+    await uploads(url, cases),
+    cases.map(() => refused)
+  )
 })
 
 test('an answer of its own while the body is still coming (an open breaker) is read too: the body is drained', async (t) => {
@@ -226,7 +240,10 @@ test('an answer of its own while the body is still coming (an open breaker) is r
     { size: 8 * MiB, how: 'declared', client: 'fetch' },
     { size: 8 * MiB, how: 'streamed', client: 'fetch' }
   ]
-  t.same(await uploads(url, cases), cases.map(() => ({ status: 503, connection: 'close', code: 'CIRCUIT_OPEN' })))
+  t.same(
+    await uploads(url, cases),
+    cases.map(() => ({ status: 503, connection: 'close', code: 'CIRCUIT_OPEN' }))
+  )
 })
 
 test('an endless streamed body is read at most REQUEST_DRAIN_BYTES past the refusal, then the connection closes', async (t) => {
@@ -239,7 +256,10 @@ test('an endless streamed body is read at most REQUEST_DRAIN_BYTES past the refu
   t.same(drain.ends, { bytes: 1 }, 'cut by the byte bound')
   // A socket read is at most 64 KiB: the drain stops within one read past the bound, and keeps nothing.
   t.ok(drain.bytes > 256 * KiB && drain.bytes <= 320 * KiB, `drained ${drain.bytes} bytes`)
-  t.ok(sessions.hits.every((h) => h.bytes <= 64 * KiB), 'the upstream never got more than the limit')
+  t.ok(
+    sessions.hits.every((h) => h.bytes <= 64 * KiB),
+    'the upstream never got more than the limit'
+  )
 })
 
 test('a declared 1 GiB body is read at most REQUEST_DRAIN_BYTES, then the connection closes', async (t) => {

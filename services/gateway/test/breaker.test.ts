@@ -16,14 +16,17 @@ const breakerGauge = async (app: Awaited<ReturnType<typeof build>>['app'], servi
 const transitions = async (app: Awaited<ReturnType<typeof build>>['app'], service: string) => {
   const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
   const count = (to: string) => {
-    const line = text.split('\n').find((l) => l.startsWith('gateway_circuit_breaker_transitions_total{') && l.includes(`service="${service}"`) && l.includes(`to="${to}"`))
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith('gateway_circuit_breaker_transitions_total{') && l.includes(`service="${service}"`) && l.includes(`to="${to}"`))
     return line ? Number(line.split(' ').pop()) : 0
   }
   return { open: count('open'), half_open: count('half_open'), closed: count('closed') }
 }
 
-/** Half-open comes from opossum's own timer after the recovery timeout: wait for it, however busy the machine. */
-const halfOpen = (app: Awaited<ReturnType<typeof build>>['app'], service: string) => waitFor(async () => (await breakerGauge(app, service)) === 1, 20_000)
+/** Half-open comes from the breaker's own timer after the recovery timeout: wait for it, however busy the machine. */
+const halfOpen = (app: Awaited<ReturnType<typeof build>>['app'], service: string) =>
+  waitFor(async () => (await breakerGauge(app, service)) === 1, 20_000)
 
 test('a stopped upstream: 502s, the breaker opens at the threshold, then 503s without calling it', async (t) => {
   const sessions = await startUpstream(t, 'sessions')

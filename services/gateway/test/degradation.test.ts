@@ -6,7 +6,7 @@ import { addDegradation, DegradationReasons, joinDegradation, type DegradationTa
 import { bearer, startRedisServer, testToken, uniqueName, waitFor } from '@platform/kit/testing'
 import { ServiceNames, unavailableMode } from '../src/domain/route-table.js'
 import { build, deadUrl } from './helper.js'
-import { startUpstream } from './upstream.js'
+import { portOf, startUpstream } from './upstream.js'
 
 const user = bearer(testToken('u1', ['user']))
 const REDIS = 'Redis unavailable: limits counted per instance'
@@ -44,7 +44,13 @@ test('the helper adds a mode and its reason once, and joins another reply modes 
   const reply = fakeReply()
   addDegradation(reply, 'rate_limit_local')
   addDegradation(reply, 'rate_limit_local')
-  t.same([...reply.headers], [['x-degradation-mode', 'rate_limit_local'], ['x-degradation-reason', REDIS]])
+  t.same(
+    [...reply.headers],
+    [
+      ['x-degradation-mode', 'rate_limit_local'],
+      ['x-degradation-reason', REDIS]
+    ]
+  )
   joinDegradation(reply, 'cache_unavailable, rate_limit_local', `${CACHE}; ${REDIS}`)
   t.equal(reply.headers.get('x-degradation-mode'), 'rate_limit_local, cache_unavailable')
   t.equal(reply.headers.get('x-degradation-reason'), `${REDIS}; ${CACHE}`)
@@ -90,11 +96,14 @@ async function startChat(t: Parameters<typeof build>[0]) {
   wss.on('headers', (headers) => headers.push('x-degradation-mode: cache_unavailable'))
   wss.on('connection', (ws) => ws.send('hello'))
   await once(wss, 'listening')
-  t.teardown(() => new Promise<void>((r) => {
-    for (const s of wss.clients) s.terminate()
-    wss.close(() => r())
-  }))
-  return `http://127.0.0.1:${(wss.address() as { port: number }).port}`
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of wss.clients) s.terminate()
+        wss.close(() => r())
+      })
+  )
+  return `http://127.0.0.1:${portOf(wss)}`
 }
 
 /** The HTTP answer to an upgrade: the 101's headers, or a refusal's status, headers and body. */

@@ -1,5 +1,6 @@
 import { test } from 'tap'
-import { PublicApi } from '@platform/contracts'
+import { GatewayHealthReply, PublicApi } from '@platform/contracts'
+import { Compile } from 'typebox/compile'
 import { startNatsServer, startRedisServer, waitFor } from '@platform/kit/testing'
 import { build, deadUrl } from './helper.js'
 import { startFrozenUpstream, startUpstream } from './upstream.js'
@@ -15,22 +16,21 @@ async function allUp(t: Parameters<typeof build>[0], env: Record<string, string>
   return build(t, { ...urls, HEALTH_PROBE_TIMEOUT_MS: '10000', ...env })
 }
 
-interface InstanceHealth {
-  url: string
-  status: string
-  breaker: string
-  lastProbe: { at: string; latencyMs: number | null; result: string; statusCode: number | null }
-}
-interface ServiceHealth {
-  status: string
-  breaker: string
-  latencyMs: number | null
-  instances: InstanceHealth[]
-}
+const isHealthReply = Compile(GatewayHealthReply)
 
+/** /health, its body held to the contract. */
 const health = async (app: Awaited<ReturnType<typeof build>>['app']) => {
   const res = await app.inject({ method: 'GET', url: '/health' })
-  return { status: res.statusCode, body: res.json() }
+  const body: unknown = res.json()
+  if (!isHealthReply.Check(body)) throw new Error(`/health answered outside its contract: ${res.body}`)
+  return { status: res.statusCode, body }
+}
+
+/** One service's part of a /health answer (every service is always listed). */
+const serviceOf = (body: GatewayHealthReply, name: string) => {
+  const service = body.services[name]
+  if (!service) throw new Error(`/health does not list ${name}`)
+  return service
 }
 
 test('/health reports every upstream, Redis and NATS', async (t) => {
@@ -45,7 +45,7 @@ test('/health reports every upstream, Redis and NATS', async (t) => {
   t.type(body.uptime, 'number')
   t.same(Object.keys(body.services).sort(), ['chat', 'cleanup-worker', 'sessions', 'task-sessions'])
   t.same(body.reasons, [])
-  for (const s of Object.values(body.services) as ServiceHealth[]) {
+  for (const s of Object.values(body.services)) {
     t.equal(s.status, 'up')
     t.equal(s.breaker, 'closed')
     t.type(s.latencyMs, 'number')
@@ -68,7 +68,7 @@ test('/health: one instance of two down is degraded, naming it; both down is 503
   t.equal(partly.status, 200)
   t.equal(partly.body.status, 'degraded')
   t.same(partly.body.reasons, [`sessions: ${a.url} is down (unreachable)`])
-  const sessions = partly.body.services.sessions as ServiceHealth
+  const sessions = serviceOf(partly.body, 'sessions')
   t.equal(sessions.status, 'up', 'the service still answers through b')
   t.same(
     sessions.instances.map((i) => [i.url, i.status, i.breaker, i.lastProbe.result, i.lastProbe.statusCode, i.lastProbe.latencyMs === null]),
@@ -84,10 +84,10 @@ test('/health: one instance of two down is degraded, naming it; both down is 503
   t.equal(none.body.status, 'unhealthy')
   t.same(none.body.reasons, ['sessions: every instance is down'])
   t.same(
-    (none.body.services.sessions as ServiceHealth).instances.map((i) => i.status),
+    serviceOf(none.body, 'sessions').instances.map((i) => i.status),
     ['down', 'down']
   )
-  t.equal(none.body.services.chat.status, 'up', 'the others still answer')
+  t.equal(serviceOf(none.body, 'chat').status, 'up', 'the others still answer')
 
   await a.start()
   const back = await health(app)
@@ -110,7 +110,7 @@ test('/health: a frozen instance is down with a timed-out probe', async (t) => {
   const { app } = await allUp(t, { SESSIONS_URLS: `${frozen.url},${b.url}`, HEALTH_PROBE_TIMEOUT_MS: '3000' })
   const res = await health(app)
   t.equal(res.body.status, 'degraded')
-  t.match((res.body.services.sessions as ServiceHealth).instances[0], { url: frozen.url, status: 'down', lastProbe: { result: 'timeout', latencyMs: null } })
+  t.match(serviceOf(res.body, 'sessions').instances[0], { url: frozen.url, status: 'down', lastProbe: { result: 'timeout', latencyMs: null } })
 })
 
 test('/health is degraded while NATS is down, and healthy again when it is back', async (t) => {
@@ -179,7 +179,8 @@ test('/docs/json is the OpenAPI document of every route in PublicApi; /docs is S
   t.equal(res.statusCode, 200)
   const doc = res.json()
   t.equal(doc.openapi, '3.1.0')
-  const operations = Object.values(doc.paths as Record<string, Record<string, unknown>>).reduce((n, item) => n + Object.keys(item).length, 0)
+  const paths: Record<string, Record<string, unknown>> = doc.paths
+  const operations = Object.values(paths).reduce((n, item) => n + Object.keys(item).length, 0)
   const contracts = Object.values(PublicApi).reduce((n, routes) => n + routes.length, 0)
   t.equal(operations, contracts, 'one operation per route contract')
   for (const [service, routes] of Object.entries(PublicApi)) {
@@ -191,10 +192,14 @@ test('/docs/json is the OpenAPI document of every route in PublicApi; /docs is S
     }
   }
   const active = doc.paths['/api/v1/sessions/active'].get
-  t.same(active.responses['200'].content['application/json'].schema, { type: 'object', required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } })
+  t.same(active.responses['200'].content['application/json'].schema, {
+    type: 'object',
+    required: ['id'],
+    properties: { id: { type: 'string', format: 'uuid' } }
+  })
   t.same(active.responses['429'].content['application/json'].schema, { $ref: '#/components/schemas/ErrorReply' })
   const refs = JSON.stringify(doc).match(/#\/components\/schemas\/[A-Za-z0-9_]+/g) ?? []
-  for (const ref of new Set(refs)) t.ok(doc.components.schemas[ref.split('/').pop() as string], `${ref} resolves`)
+  for (const ref of new Set(refs)) t.ok(doc.components.schemas[ref.slice(ref.lastIndexOf('/') + 1)], `${ref} resolves`)
 
   const ui = await app.inject({ method: 'GET', url: '/docs' })
   t.equal(ui.statusCode, 200)

@@ -1,27 +1,28 @@
-import { createPublicKey, generateKeyPairSync, randomUUID, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto'
 import { createServer } from 'node:http'
 import { test } from 'tap'
 import { createSigner, type Algorithm } from 'fast-jwt'
 import { bearer, testClock, testToken } from '@platform/kit/testing'
 import { build } from './helper.js'
-import { startUpstream } from './upstream.js'
+import { portOf, startUpstream } from './upstream.js'
 
 interface Key {
   kid: string
   alg: Algorithm
   privateKey: KeyObject
+  publicKey: KeyObject
   jwk: Record<string, unknown>
 }
 
 function rsaKey(kid: string): Key {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
-  return { kid, alg: 'RS256', privateKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' } }
+  return { kid, alg: 'RS256', privateKey, publicKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' } }
 }
 
 function ecKey(kid: string): Key {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   // No `alg`: ES256 follows from the P-256 curve.
-  return { kid, alg: 'ES256', privateKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid } }
+  return { kid, alg: 'ES256', privateKey, publicKey, jwk: { ...publicKey.export({ format: 'jwk' }), kid } }
 }
 
 function sign(key: Key, claims: Record<string, unknown> = {}, kid: string = key.kid): string {
@@ -31,7 +32,8 @@ function sign(key: Key, claims: Record<string, unknown> = {}, kid: string = key.
 
 /** A JWKS endpoint whose key set the test rotates; it counts every fetch. */
 async function startJwks(t: Parameters<typeof build>[0], keys: Array<Record<string, unknown>>) {
-  const state = { keys, fetches: 0 }
+  // Anything the test likes, a broken key set included.
+  const state: { keys: unknown; fetches: number } = { keys, fetches: 0 }
   const server = createServer((_req, res) => {
     state.fetches++
     res.setHeader('content-type', 'application/json')
@@ -39,7 +41,7 @@ async function startJwks(t: Parameters<typeof build>[0], keys: Array<Record<stri
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   t.teardown(() => new Promise<void>((r) => server.close(() => r())))
-  return Object.assign(state, { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/.well-known/jwks.json` })
+  return Object.assign(state, { url: `http://127.0.0.1:${portOf(server)}/.well-known/jwks.json` })
 }
 
 const k1 = rsaKey('k1')
@@ -110,15 +112,37 @@ test('a flood of unknown kids causes at most one re-fetch per interval', async (
 })
 
 test('algorithm confusion and forged signatures are refused', async (t) => {
-  const { call } = await setup(t, [k1.jwk, e1.jwk, { kty: 'oct', kid: 'sym', k: Buffer.from('shared-secret-0123456789abcdef').toString('base64url') }])
-  const publicPem = createPublicKey({ key: k1.jwk as JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString()
+  const { call } = await setup(t, [
+    k1.jwk,
+    e1.jwk,
+    { kty: 'oct', kid: 'sym', k: Buffer.from('shared-secret-0123456789abcdef').toString('base64url') }
+  ])
+  const publicPem = k1.publicKey.export({ type: 'spki', format: 'pem' }).toString()
   const cases: Array<[string, string, string]> = [
-    ['HS256 signed with the RSA public key', createSigner({ key: publicPem, algorithm: 'HS256', kid: 'k1', expiresIn: 60_000 })({ sub: 'x' }), 'the signature does not verify'],
-    ['HS256 with the JWKS symmetric key', createSigner({ key: 'shared-secret-0123456789abcdef', algorithm: 'HS256', kid: 'sym', expiresIn: 60_000 })({ sub: 'x' }), 'the signature does not verify'],
+    [
+      'HS256 signed with the RSA public key',
+      createSigner({ key: publicPem, algorithm: 'HS256', kid: 'k1', expiresIn: 60_000 })({ sub: 'x' }),
+      'the signature does not verify'
+    ],
+    [
+      'HS256 with the JWKS symmetric key',
+      createSigner({ key: 'shared-secret-0123456789abcdef', algorithm: 'HS256', kid: 'sym', expiresIn: 60_000 })({ sub: 'x' }),
+      'the signature does not verify'
+    ],
     ['RS256 naming the EC key', sign(k2, {}, 'e1'), 'the signing algorithm is not accepted'],
     ['RS256 signed by another key under k1', sign(k2, {}, 'k1'), 'the signature does not verify'],
     ['alg none', createSigner({ algorithm: 'none' })({ sub: 'x' }), 'the signing algorithm is not accepted'],
-    ['expired', createSigner({ key: k1.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), algorithm: 'RS256', kid: 'k1', expiresIn: 60_000, clockTimestamp: Date.now() - 3_600_000 })({ sub: 'x' }), '']
+    [
+      'expired',
+      createSigner({
+        key: k1.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        algorithm: 'RS256',
+        kid: 'k1',
+        expiresIn: 60_000,
+        clockTimestamp: Date.now() - 3_600_000
+      })({ sub: 'x' }),
+      ''
+    ]
   ]
   for (const [name, token, reason] of cases) {
     const res = await call(token)
@@ -131,7 +155,7 @@ test('algorithm confusion and forged signatures are refused', async (t) => {
 test('an identity provider that is down at start does not stop the gateway', async (t) => {
   const jwks = await startJwks(t, [k1.jwk])
   const keys = jwks.keys
-  jwks.keys = 'not a key set' as never
+  jwks.keys = 'not a key set'
   const sessions = await startUpstream(t, 'sessions')
   const clock = testClock().freeze()
   const env = { SESSIONS_URLS: sessions.url, JWT_JWKS_URL: jwks.url, JWKS_REFETCH_INTERVAL_SECONDS: '60', JWKS_CACHE_TTL_SECONDS: '0' }
@@ -157,7 +181,11 @@ test('issuer and audience are checked on JWKS tokens', async (t) => {
   })
   const call = (claims: Record<string, unknown>) => app.inject({ method: 'GET', url: '/api/v1/sessions', headers: bearer(sign(k1, claims)) })
   t.equal((await call({ iss: 'https://idp.example', aud: 'session-platform' })).statusCode, 200)
-  for (const claims of [{ aud: 'session-platform' }, { iss: 'https://evil.example', aud: 'session-platform' }, { iss: 'https://idp.example', aud: 'other' }]) {
+  for (const claims of [
+    { aud: 'session-platform' },
+    { iss: 'https://evil.example', aud: 'session-platform' },
+    { iss: 'https://idp.example', aud: 'other' }
+  ]) {
     const res = await call(claims)
     t.equal(res.statusCode, 401)
     t.equal(res.json().message, 'The token is not valid: the issuer or audience is not accepted', JSON.stringify(claims))

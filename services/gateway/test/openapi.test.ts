@@ -27,7 +27,7 @@ async function document(t: Parameters<typeof build>[0], env: Record<string, stri
   const { app } = await build(t, env)
   const res = await app.inject({ method: 'GET', url: '/docs/json' })
   if (res.statusCode !== 200) throw new Error(`/docs/json answered ${res.statusCode}`)
-  return { text: res.body, doc: res.json() as Doc }
+  return { text: res.body, doc: res.json<Doc>() }
 }
 
 test('redocly lint of /docs/json finds no error and no warning', async (t) => {
@@ -59,8 +59,14 @@ test('every rule turned off in redocly.yaml says why on the line above', async (
 })
 
 test('the document names its server: `/` by default, PUBLIC_URL when set', async (t) => {
-  t.same((await document(t)).doc.servers.map((s) => s.url), ['/'])
-  t.same((await document(t, { PUBLIC_URL: 'https://api.example.com' })).doc.servers.map((s) => s.url), ['https://api.example.com'])
+  t.same(
+    (await document(t)).doc.servers.map((s) => s.url),
+    ['/']
+  )
+  t.same(
+    (await document(t, { PUBLIC_URL: 'https://api.example.com' })).doc.servers.map((s) => s.url),
+    ['https://api.example.com']
+  )
 })
 
 test('every operation lists what the gateway itself may answer; every reply that may be degraded documents both headers', async (t) => {
@@ -79,7 +85,11 @@ test('every operation lists what the gateway itself may answer; every reply that
         const headers = Object.keys(res.headers ?? {})
         t.ok(headers.includes('X-Request-Id'), `${method} ${path} ${status}: X-Request-Id`)
         const degradable = kind !== 'gateway'
-        t.equal(headers.includes('X-Degradation-Mode') && headers.includes('X-Degradation-Reason'), degradable, `${method} ${path} ${status}: degradation headers ${degradable ? 'documented' : 'absent'}`)
+        t.equal(
+          headers.includes('X-Degradation-Mode') && headers.includes('X-Degradation-Reason'),
+          degradable,
+          `${method} ${path} ${status}: degradation headers ${degradable ? 'documented' : 'absent'}`
+        )
       }
     }
   }

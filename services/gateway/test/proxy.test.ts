@@ -162,13 +162,23 @@ test('the upstream reply is relayed with its status, headers and body', async (t
   t.equal(head.body, '')
 })
 
-test('upstream headers are relayed beside the gateway\'s own, which win, for small and streamed bodies alike', async (t) => {
+test("upstream headers are relayed beside the gateway's own, which win, for small and streamed bodies alike", async (t) => {
   const { app } = await stack(t)
   const set = encodeURIComponent(
-    JSON.stringify({ 'ratelimit-limit': '7', 'set-cookie': ['a=1', 'b=2'], 'x-request-id': 'upstream-id', 'x-custom': 'kept', 'keep-alive': 'timeout=1' })
+    JSON.stringify({
+      'ratelimit-limit': '7',
+      'set-cookie': ['a=1', 'b=2'],
+      'x-request-id': 'upstream-id',
+      'x-custom': 'kept',
+      'keep-alive': 'timeout=1'
+    })
   )
   for (const size of [10, 200_000]) {
-    const res = await app.inject({ method: 'GET', url: `/api/v1/sessions/x?set=${set}&size=${size}`, headers: { ...user, 'x-request-id': 'client-id' } })
+    const res = await app.inject({
+      method: 'GET',
+      url: `/api/v1/sessions/x?set=${set}&size=${size}`,
+      headers: { ...user, 'x-request-id': 'client-id' }
+    })
     t.equal(res.statusCode, 200, `${size} bytes`)
     t.equal(res.rawPayload.length, size, `${size} bytes arrive whole`)
     t.equal(res.headers['content-type'], 'text/plain', `${size}: the upstream's content type`)
@@ -226,7 +236,7 @@ test('dot segments sent raw on the wire are refused, not normalized', async (t) 
       })
       let text = ''
       socket.on('data', (c) => (text += c.toString()))
-      socket.on('end', () => resolve(text.split('\r\n')[0] as string))
+      socket.on('end', () => resolve(text.slice(0, text.indexOf('\r\n'))))
       socket.on('error', reject)
     })
   t.equal(await raw('/api/v1/sessions/../../internal/secret'), 'HTTP/1.1 404 Not Found')

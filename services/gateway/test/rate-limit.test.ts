@@ -60,7 +60,8 @@ test('a verified user is limited by sub, apart from others and from anonymous tr
 test('writes count in their own, tighter bucket', async (t) => {
   const sessions = await startUpstream(t, 'sessions')
   const { app } = await build(t, { SESSIONS_URLS: sessions.url, RATE_LIMIT_AUTHENTICATED: '10' })
-  const post = () => app.inject({ method: 'POST', url: '/api/v1/sessions', headers: { ...u1, 'content-type': 'application/json' }, payload: '{"title":"t"}' })
+  const post = () =>
+    app.inject({ method: 'POST', url: '/api/v1/sessions', headers: { ...u1, 'content-type': 'application/json' }, payload: '{"title":"t"}' })
   for (let i = 0; i < 3; i++) {
     const res = await post()
     t.equal(res.statusCode, 200)

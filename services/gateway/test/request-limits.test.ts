@@ -40,7 +40,7 @@ test('a path and query over MAX_URL_LENGTH: 414 URI_TOO_LONG in the error shape,
     t.equal(res.statusCode, 414, url.slice(0, 20))
     t.same(res.json(), {
       error: 'URI Too Long',
-      message: 'The path and query are longer than the 300 characters the gateway accepts',
+      message: 'The path and query are longer than the 300 characters accepted',
       code: 'URI_TOO_LONG',
       requestId: res.headers['x-request-id']
     })
@@ -67,7 +67,12 @@ test("what Node's parser refuses is answered in the error shape: 431 for headers
 
   const garbage = await raw(url, 'NOT HTTP AT ALL\r\n\r\n')
   t.equal(garbage.status, 400)
-  t.same(garbage.body, { error: 'Bad Request', message: 'The request is not valid HTTP', code: 'BAD_REQUEST', requestId: garbage.headers['x-request-id'] })
+  t.same(garbage.body, {
+    error: 'Bad Request',
+    message: 'The request is not valid HTTP',
+    code: 'BAD_REQUEST',
+    requestId: garbage.headers['x-request-id']
+  })
 })
 
 test('a malformed percent-encoding in the path: 400 BAD_URL in the error shape, before any upstream', async (t) => {

@@ -2,7 +2,7 @@ import { createServer } from 'node:http'
 import { test } from 'tap'
 import { bearer, recordedSleep, testClock, testToken } from '@platform/kit/testing'
 import { build, type BuildOptions } from './helper.js'
-import { startFrozenUpstream, startUpstream } from './upstream.js'
+import { portOf, startFrozenUpstream, startUpstream } from './upstream.js'
 
 const user = bearer(testToken('u1', ['user']))
 const json = { ...user, 'content-type': 'application/json' }
@@ -27,7 +27,7 @@ async function startOnceThenFrozen(t: Parameters<typeof build>[0], retryAfterSec
     server.closeAllConnections()
     return new Promise<void>((r) => server.close(() => r()))
   })
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, hits: () => hits }
+  return { url: `http://127.0.0.1:${portOf(server)}`, hits: () => hits }
 }
 
 test('a GET is retried on 502, 503 and 504 until it succeeds', async (t) => {
@@ -79,8 +79,15 @@ test('a write with Idempotency-Key is retried with the same body', async (t) => 
   t.equal(res.statusCode, 200)
   t.equal(res.json().attempt, 3)
   const hits = hitsOf('idem')
-  t.same(hits.map((h) => h.bytes), [payload.length, payload.length, payload.length], 'every attempt carried the whole body')
-  t.same(hits.map((h) => h.headers['idempotency-key']), ['create-1', 'create-1', 'create-1'])
+  t.same(
+    hits.map((h) => h.bytes),
+    [payload.length, payload.length, payload.length],
+    'every attempt carried the whole body'
+  )
+  t.same(
+    hits.map((h) => h.headers['idempotency-key']),
+    ['create-1', 'create-1', 'create-1']
+  )
 })
 
 // The waits below are recorded, not slept: each test asserts the exact delay the gateway chose.

@@ -1,7 +1,21 @@
-import { createServer, type Server, type Socket } from 'node:net'
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import type { IncomingHttpHeaders } from 'node:http'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Tap } from './helper.js'
+
+/** The port a server of the test's own listens on (a TCP server's address is never a pipe's string). */
+export function portOf(server: { address(): AddressInfo | string | null }): number {
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('the server is not listening on a TCP port')
+  return address.port
+}
+
+/** `?set=` of a test: header names and values, as JSON. */
+function headersToSet(json: string): Array<[string, string | string[]]> {
+  const parsed: unknown = JSON.parse(json)
+  if (typeof parsed !== 'object' || parsed === null) return []
+  return Object.entries(parsed).map(([name, value]): [string, string | string[]] => [name, Array.isArray(value) ? value.map(String) : String(value)])
+}
 
 export interface Hit {
   method: string
@@ -45,33 +59,7 @@ export async function startUpstream(t: Tap, name = 'upstream', fixedPort = 0): P
       payload.on('error', (err) => done(err, undefined))
     })
     f.get('/health', async () => ({ status: 'ok' }))
-    f.all('/*', async (request, reply) => {
-      const bytes = typeof request.body === 'number' ? request.body : 0
-      hits.push({ method: request.method, url: request.url, headers: request.headers, bytes })
-      const [path, query = ''] = request.url.split('?') as [string, string?]
-      const params = new URLSearchParams(query)
-      const retryAfter = params.get('retryAfter')
-      if (retryAfter) reply.header('retry-after', retryAfter)
-      const status = /\/status\/(\d{3})$/.exec(path)
-      if (status) return reply.code(Number(status[1])).send({ instance: name, code: `STATUS_${status[1]}` })
-      const flakyKey = /\/flaky\/([^/]+)$/.exec(path)
-      if (flakyKey) {
-        const seen = (flaky.get(flakyKey[1] as string) ?? 0) + 1
-        flaky.set(flakyKey[1] as string, seen)
-        if (seen <= Number(params.get('fail') ?? 0)) return reply.code(Number(params.get('code') ?? 503)).send({ instance: name, attempt: seen })
-        reply.removeHeader('retry-after')
-        return { instance: name, attempt: seen, bytes }
-      }
-      if (path.endsWith('/slow')) await new Promise((r) => setTimeout(r, Number(params.get('ms') ?? 100)))
-      reply.header('x-upstream-instance', name)
-      const degrade = params.get('degrade')
-      if (degrade) reply.header('x-degradation-mode', degrade)
-      const set = params.get('set')
-      if (set) for (const [name, value] of Object.entries(JSON.parse(set) as Record<string, string | string[]>)) reply.header(name, value)
-      const size = params.get('size')
-      if (size) return reply.type('text/plain').send(Buffer.alloc(Number(size), 'x'))
-      return { instance: name, method: request.method, url: request.url, headers: request.headers, bytes }
-    })
+    f.all('/*', async (request, reply) => answer(request, reply, name, hits, flaky))
     return f
   }
 
@@ -79,7 +67,7 @@ export async function startUpstream(t: Tap, name = 'upstream', fixedPort = 0): P
     if (app) return
     app = build()
     await app.listen({ host: '127.0.0.1', port })
-    port = (app.server.address() as { port: number }).port
+    port = portOf(app.server)
   }
   const stop = async () => {
     const a = app
@@ -102,6 +90,36 @@ export async function startUpstream(t: Tap, name = 'upstream', fixedPort = 0): P
   }
 }
 
+/** What startUpstream's instance answers (see there). */
+async function answer(request: FastifyRequest, reply: FastifyReply, name: string, hits: Hit[], flaky: Map<string, number>) {
+  const bytes = typeof request.body === 'number' ? request.body : 0
+  hits.push({ method: request.method, url: request.url, headers: request.headers, bytes })
+  const q = request.url.indexOf('?')
+  const path = q === -1 ? request.url : request.url.slice(0, q)
+  const params = new URLSearchParams(q === -1 ? '' : request.url.slice(q + 1))
+  const retryAfter = params.get('retryAfter')
+  if (retryAfter) reply.header('retry-after', retryAfter)
+  const status = /\/status\/(\d{3})$/.exec(path)
+  if (status) return reply.code(Number(status[1])).send({ instance: name, code: `STATUS_${status[1]}` })
+  const flakyKey = /\/flaky\/([^/]+)$/.exec(path)?.[1]
+  if (flakyKey !== undefined) {
+    const seen = (flaky.get(flakyKey) ?? 0) + 1
+    flaky.set(flakyKey, seen)
+    if (seen <= Number(params.get('fail') ?? 0)) return reply.code(Number(params.get('code') ?? 503)).send({ instance: name, attempt: seen })
+    reply.removeHeader('retry-after')
+    return { instance: name, attempt: seen, bytes }
+  }
+  if (path.endsWith('/slow')) await new Promise((r) => setTimeout(r, Number(params.get('ms') ?? 100)))
+  reply.header('x-upstream-instance', name)
+  const degrade = params.get('degrade')
+  if (degrade) reply.header('x-degradation-mode', degrade)
+  const set = params.get('set')
+  if (set) for (const [header, value] of headersToSet(set)) reply.header(header, value)
+  const size = params.get('size')
+  if (size) return reply.type('text/plain').send(Buffer.alloc(Number(size), 'x'))
+  return { instance: name, method: request.method, url: request.url, headers: request.headers, bytes }
+}
+
 /** Accepts connections and never answers: an upstream that hangs. */
 export async function startFrozenUpstream(t: Tap): Promise<{ url: string; connections: () => number }> {
   const sockets = new Set<Socket>()
@@ -109,6 +127,7 @@ export async function startFrozenUpstream(t: Tap): Promise<{ url: string; connec
   const server: Server = createServer((s) => {
     accepted++
     sockets.add(s)
+    // Its sockets are destroyed at teardown; their errors mean nothing here.
     s.on('error', () => {})
     s.on('close', () => sockets.delete(s))
   })
@@ -120,5 +139,5 @@ export async function startFrozenUpstream(t: Tap): Promise<{ url: string; connec
         server.close(() => r())
       })
   )
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, connections: () => accepted }
+  return { url: `http://127.0.0.1:${portOf(server)}`, connections: () => accepted }
 }

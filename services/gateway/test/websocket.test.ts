@@ -4,6 +4,7 @@ import { test } from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import { badTokens, testToken, waitFor } from '@platform/kit/testing'
 import { build } from './helper.js'
+import { portOf } from './upstream.js'
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
@@ -18,7 +19,10 @@ async function startEcho(t: Parameters<typeof build>[0]) {
     handleProtocols: (protocols) => [...protocols].find((p) => !JWT_SHAPE.test(p)) ?? false
   })
   wss.on('connection', (ws, req) => {
-    const protocols = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+    const protocols = (req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
     seen.push({ url: req.url ?? '', protocols, headers: req.headers })
     sockets.push(ws)
     ws.send(JSON.stringify({ hello: true, url: req.url, protocol: ws.protocol }))
@@ -26,12 +30,25 @@ async function startEcho(t: Parameters<typeof build>[0]) {
     ws.on('close', (code, reason) => closes.push({ code, reason: reason.toString() }))
   })
   await once(wss, 'listening')
-  const port = (wss.address() as { port: number }).port
-  t.teardown(() => new Promise<void>((r) => {
-    for (const s of wss.clients) s.terminate()
-    wss.close(() => r())
-  }))
-  return { url: `http://127.0.0.1:${port}`, seen, closes, sockets, close: () => new Promise<void>((r) => { for (const s of wss.clients) s.terminate(); wss.close(() => r()) }) }
+  const port = portOf(wss)
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of wss.clients) s.terminate()
+        wss.close(() => r())
+      })
+  )
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    closes,
+    sockets,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of wss.clients) s.terminate()
+        wss.close(() => r())
+      })
+  }
 }
 
 /** Opens a client; resolves with the socket and its first message, or with how it failed. */
@@ -42,7 +59,13 @@ function connect(url: string, protocols?: string[]) {
     | { kind: 'refused'; status: number; body: Record<string, unknown>; headers: IncomingMessage['headers'] }
   >((resolve, reject) => {
     const ws = new WebSocket(url, protocols)
-    ws.once('message', (data) => resolve({ kind: 'open', ws, first: JSON.parse(data.toString()) }))
+    ws.once('message', (data) =>
+      resolve({
+        kind: 'open',
+        ws,
+        first: JSON.parse((Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString())
+      })
+    )
     ws.once('close', (code, reason) => resolve({ kind: 'closed', code, reason: reason.toString(), protocol: ws.protocol }))
     ws.once('unexpected-response', (_req, res) => {
       let text = ''
@@ -73,7 +96,7 @@ test('a token in ?token= opens a proxied socket that relays both ways', async (t
   const big = Buffer.alloc(200_000, 7)
   res.ws.send(big)
   const [back] = await once(res.ws, 'message')
-  t.same(Buffer.from(back as Buffer), big, 'a 200 kB binary frame passes unchanged')
+  t.ok(Buffer.isBuffer(back) && back.equals(big), 'a 200 kB binary frame passes unchanged')
   res.ws.close(1000)
   await once(res.ws, 'close')
 })

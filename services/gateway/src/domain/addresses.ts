@@ -3,7 +3,10 @@ import proxyAddr from '@fastify/proxy-addr'
 
 /** `10.0.0.0/8, 192.168.1.2` → a trust function; an empty list trusts nobody. */
 export function compileAddressList(list: string): ((addr: string, i: number) => boolean) | null {
-  const entries = list.split(',').map((s) => s.trim()).filter(Boolean)
+  const entries = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   return entries.length ? proxyAddr.compile(entries) : null
 }
 

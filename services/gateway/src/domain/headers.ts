@@ -55,7 +55,11 @@ function isClientIdentity(name: string): boolean {
 function connectionListed(connection: string | undefined): Set<string> | null {
   // What nearly every client sends, answered without parsing.
   if (!connection || connection === 'keep-alive' || connection === 'close' || connection === 'Keep-Alive') return null
-  const names = connection.toLowerCase().split(',').map((s) => s.trim()).filter((s) => s && s !== 'close' && s !== 'keep-alive')
+  const names = connection
+    .toLowerCase()
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s && s !== 'close' && s !== 'keep-alive')
   return names.length ? new Set(names) : null
 }
 
@@ -66,20 +70,22 @@ export interface ForwardedFor {
   proto: string
 }
 
-/** The headers an upstream receives: the client's, cleaned, plus the gateway's own forwarding headers. */
-export function upstreamHeaders(src: IncomingHttpHeaders, fwd: ForwardedFor, skip?: ReadonlySet<string>): Record<string, string | string[]> {
+/**
+ * The headers an upstream receives, as [name, value, …] (what undici takes fastest): the client's, cleaned,
+ * plus the gateway's own forwarding headers. Content-Length is left out of a request without a body.
+ */
+export function upstreamHeaders(src: IncomingHttpHeaders, fwd: ForwardedFor, withBody = true): string[] {
   const listed = connectionListed(src.connection)
-  const out: Record<string, string | string[]> = {}
+  const out: string[] = []
   for (const name in src) {
-    if (HOP_BY_HOP.has(name) || isClientIdentity(name) || (listed && listed.has(name)) || (skip && skip.has(name))) continue
+    if (HOP_BY_HOP.has(name) || isClientIdentity(name) || (listed !== null && listed.has(name))) continue
+    if (!withBody && name === 'content-length') continue
     const value = src[name]
-    if (value !== undefined) out[name] = value
+    if (typeof value === 'string') out.push(name, value)
+    else if (value !== undefined) for (const v of value) out.push(name, v)
   }
-  out['x-request-id'] = fwd.requestId
-  out['x-forwarded-for'] = fwd.clientIp
-  out['x-real-ip'] = fwd.clientIp
-  out['x-forwarded-proto'] = fwd.proto
-  if (fwd.host) out['x-forwarded-host'] = fwd.host
+  out.push('x-request-id', fwd.requestId, 'x-forwarded-for', fwd.clientIp, 'x-real-ip', fwd.clientIp, 'x-forwarded-proto', fwd.proto)
+  if (fwd.host) out.push('x-forwarded-host', fwd.host)
   return out
 }
 

@@ -1,4 +1,4 @@
-import { DegradationReasons, type RouteContract } from '@platform/contracts'
+import { DegradationReasons, type ErrorCode, type RouteContract } from '@platform/contracts'
 
 type Json = Record<string, unknown>
 
@@ -20,42 +20,75 @@ export interface OpenApiOptions {
   kind(path: string): PathKind
 }
 
+/** An answer of the gateway's own: the codes it carries and when. */
+interface GatewayAnswer {
+  codes: readonly ErrorCode[]
+  description: string
+}
+
 /** What the gateway itself may answer, per kind of path, whatever the service documents. */
-const ANY_PATH: Record<number, string> = {
-  400: 'BAD_REQUEST: not valid HTTP; BAD_URL: a malformed percent-encoding in the path (a service answers its own VALIDATION_ERROR)',
-  408: 'REQUEST_TIMEOUT: the request did not arrive in time',
-  414: 'URI_TOO_LONG: the path and query are longer than MAX_URL_LENGTH',
-  431: 'HEADERS_TOO_LARGE: the request line and headers are larger than 16 KiB',
-  500: 'INTERNAL_ERROR: a fault of the gateway itself; report the requestId'
+const ANY_PATH: Record<number, GatewayAnswer> = {
+  400: {
+    codes: ['BAD_REQUEST', 'BAD_URL'],
+    description: 'BAD_REQUEST: not valid HTTP; BAD_URL: a malformed percent-encoding in the path (a service answers its own VALIDATION_ERROR)'
+  },
+  408: { codes: ['REQUEST_TIMEOUT'], description: 'REQUEST_TIMEOUT: the request did not arrive in time' },
+  414: { codes: ['URI_TOO_LONG'], description: 'URI_TOO_LONG: the path and query are longer than MAX_URL_LENGTH' },
+  431: { codes: ['HEADERS_TOO_LARGE'], description: 'HEADERS_TOO_LARGE: the request line and headers are larger than 16 KiB' },
+  500: { codes: ['INTERNAL_ERROR'], description: 'INTERNAL_ERROR: a fault of the gateway itself; report the requestId' }
 }
-const PROXIED: Record<number, string> = {
-  401: 'TOKEN_MISSING, TOKEN_INVALID or TOKEN_EXPIRED; SESSION_ENDED or SESSION_REQUIRED from the login-session guard',
-  403: 'FORBIDDEN (a role is missing) or SECURITY_VIOLATION from the login-session guard',
-  404: 'NOT_FOUND: no such route, or a path with . or .. segments',
-  413: "PAYLOAD_TOO_LARGE: the body is larger than REQUEST_SIZE_LIMIT, streamed or not, or than the service's own BODY_LIMIT_BYTES; the connection closes after it when the body was still coming",
-  429: 'RATE_LIMITED (Retry-After, RateLimit-*), or CONCURRENT_SESSION_LIMIT from the login-session guard',
-  502: 'UPSTREAM_ERROR: the service could not be reached',
-  503: 'CIRCUIT_OPEN: the service failed repeatedly (Retry-After, X-Degradation-Mode), or SESSION_SERVICE_UNAVAILABLE from the login-session guard',
-  504: 'UPSTREAM_TIMEOUT: the service did not answer within the request deadline'
+const LIMITED: GatewayAnswer = {
+  codes: ['RATE_LIMITED', 'CONCURRENT_SESSION_LIMIT'],
+  description: 'RATE_LIMITED (Retry-After, RateLimit-*), or CONCURRENT_SESSION_LIMIT from the login-session guard'
 }
-const UPGRADE: Record<number, string> = {
-  429: PROXIED[429] as string,
-  502: PROXIED[502] as string,
-  503: 'CIRCUIT_OPEN (Retry-After, X-Degradation-Mode), or SERVICE_UNAVAILABLE while the gateway shuts down',
-  504: 'UPSTREAM_TIMEOUT: the service did not complete the handshake in time'
+const UNREACHABLE: GatewayAnswer = { codes: ['UPSTREAM_ERROR'], description: 'UPSTREAM_ERROR: the service could not be reached' }
+const PROXIED: Record<number, GatewayAnswer> = {
+  401: {
+    codes: ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_ENDED', 'SESSION_REQUIRED'],
+    description: 'TOKEN_MISSING, TOKEN_INVALID or TOKEN_EXPIRED; SESSION_ENDED or SESSION_REQUIRED from the login-session guard'
+  },
+  403: {
+    codes: ['FORBIDDEN', 'SECURITY_VIOLATION'],
+    description: 'FORBIDDEN (a role is missing) or SECURITY_VIOLATION from the login-session guard'
+  },
+  404: { codes: ['NOT_FOUND'], description: 'NOT_FOUND: no such route, or a path with . or .. segments' },
+  413: {
+    codes: ['PAYLOAD_TOO_LARGE'],
+    description:
+      "PAYLOAD_TOO_LARGE: the body is larger than REQUEST_SIZE_LIMIT, streamed or not, or than the service's own BODY_LIMIT_BYTES; the connection closes after it when the body was still coming"
+  },
+  429: LIMITED,
+  502: UNREACHABLE,
+  503: {
+    codes: ['CIRCUIT_OPEN', 'SESSION_SERVICE_UNAVAILABLE'],
+    description:
+      'CIRCUIT_OPEN: the service failed repeatedly (Retry-After, X-Degradation-Mode), or SESSION_SERVICE_UNAVAILABLE from the login-session guard'
+  },
+  504: { codes: ['UPSTREAM_TIMEOUT'], description: 'UPSTREAM_TIMEOUT: the service did not answer within the request deadline' }
 }
-const GATEWAY_RESPONSES: Record<PathKind, Record<number, string>> = {
+const UPGRADE: Record<number, GatewayAnswer> = {
+  429: LIMITED,
+  502: UNREACHABLE,
+  503: {
+    codes: ['CIRCUIT_OPEN', 'SERVICE_UNAVAILABLE'],
+    description: 'CIRCUIT_OPEN (Retry-After, X-Degradation-Mode), or SERVICE_UNAVAILABLE while the gateway shuts down'
+  },
+  504: { codes: ['UPSTREAM_TIMEOUT'], description: 'UPSTREAM_TIMEOUT: the service did not complete the handshake in time' }
+}
+const GATEWAY_RESPONSES: Record<PathKind, Record<number, GatewayAnswer>> = {
   gateway: ANY_PATH,
   proxy: { ...ANY_PATH, ...PROXIED },
   websocket: { ...ANY_PATH, ...UPGRADE }
 }
 
 const ref = (name: string) => ({ $ref: `#/components/headers/${name}` })
-const modes = Object.entries(DegradationReasons).map(([mode, reason]) => `\`${mode}\` (${reason})`).join(', ')
+const modes = Object.entries(DegradationReasons)
+  .map(([mode, reason]) => `\`${mode}\` (${reason})`)
+  .join(', ')
 
 /** Response headers, shared by reference. */
 const HEADERS: Record<string, Json> = {
-  'X-Request-Id': { description: 'The request id: the client\'s when sane, else generated; also in every error body', schema: { type: 'string' } },
+  'X-Request-Id': { description: "The request id: the client's when sane, else generated; also in every error body", schema: { type: 'string' } },
   'X-Degradation-Mode': {
     description: `Set when the reply was served in a degraded mode; several are joined with ", ". Modes: ${modes}.`,
     schema: { type: 'string', examples: ['rate_limit_local, cache_unavailable'] }
@@ -133,9 +166,16 @@ function operation(service: string, r: RouteContract, kind: PathKind, components
     const res = r.responses[status]
     const gateway = own[status]
     // A status both may answer says both: the service's meaning, then the gateway's.
-    const description = res && gateway ? `${res.description}; from the gateway: ${gateway}` : (res?.description ?? gateway)
+    const description = res && gateway ? `${res.description}; from the gateway: ${gateway.description}` : (res?.description ?? gateway?.description)
     const content = res ? (res.schema ? { 'application/json': { schema: toSchema(res.schema, components) } } : undefined) : error
-    responses[status] = { description, headers: responseHeaders(kind, status), ...(content ? { content } : {}) }
+    // The error codes this response may carry, the service's then the gateway's (the catalogue test reads them).
+    const codes = [...new Set([...(res?.codes ?? []), ...(gateway?.codes ?? [])])]
+    responses[status] = {
+      description,
+      headers: responseHeaders(kind, status),
+      ...(content ? { content } : {}),
+      ...(codes.length ? { 'x-error-codes': codes } : {})
+    }
   }
   const params = [
     ...(r.params ? parameters(r.params, 'path', components) : []),

@@ -7,11 +7,12 @@ export interface RateLimitGroup {
   methods: readonly string[]
 }
 
+/** Reads; WebSocket upgrades count as one. */
+export const Reads: RateLimitGroup = { name: 'reads', methods: ['GET', 'HEAD', 'OPTIONS'] }
+export const Writes: RateLimitGroup = { name: 'writes', methods: ['POST', 'PUT', 'PATCH', 'DELETE'] }
+
 /** Proxied routes are registered per group, so each group can count into its own bucket. */
-export const RateLimitGroups: readonly RateLimitGroup[] = [
-  { name: 'reads', methods: ['GET', 'HEAD', 'OPTIONS'] },
-  { name: 'writes', methods: ['POST', 'PUT', 'PATCH', 'DELETE'] }
-]
+export const RateLimitGroups: readonly RateLimitGroup[] = [Reads, Writes]
 
 export interface RateLimitOverride {
   /** Every service when absent; a service's own entry wins over a general one. */
@@ -44,8 +45,7 @@ export function rateLimitFor(
   overrides: readonly RateLimitOverride[] = RateLimitOverrides
 ): RateLimit {
   const match =
-    overrides.find((o) => o.service === service && o.group === group.name) ??
-    overrides.find((o) => o.service === undefined && o.group === group.name)
+    overrides.find((o) => o.service === service && o.group === group.name) ?? overrides.find((o) => o.service === undefined && o.group === group.name)
   const share = match?.share ?? 1
   return {
     bucket: match?.bucket ?? 'all',

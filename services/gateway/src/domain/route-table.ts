@@ -31,8 +31,16 @@ export const ProxyRoutes: readonly ProxyRoute[] = [
 /** WebSocket paths and the service each upgrade goes to. */
 export const WebSocketRoutes: Readonly<Record<string, ServiceName>> = { '/ws/chat': 'chat' }
 
-/** `sessions` → `sessions_unavailable`, the X-Degradation-Mode of an open breaker (each listed in DegradationReasons). */
-export const unavailableMode = (service: ServiceName) => `${service.replace(/-/g, '_')}_unavailable` as DegradationMode
+/** The X-Degradation-Mode of a service whose breakers are all open (each listed in DegradationReasons). */
+const UNAVAILABLE: Record<ServiceName, DegradationMode> = {
+  sessions: 'sessions_unavailable',
+  'task-sessions': 'task_sessions_unavailable',
+  chat: 'chat_unavailable',
+  'cleanup-worker': 'cleanup_worker_unavailable'
+}
+
+/** `sessions` → `sessions_unavailable`. */
+export const unavailableMode = (service: ServiceName): DegradationMode => UNAVAILABLE[service]
 
 /**
  * Routes a contract publishes without auth (`auth: 'none'`), as matchers on method and path:

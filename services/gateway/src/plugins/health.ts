@@ -1,6 +1,6 @@
-import fp from 'fastify-plugin'
-import { GatewayHealthReply, ReadyReply } from '@platform/contracts'
-import { createReadiness } from '@platform/kit'
+import type { FastifyInstance } from 'fastify'
+import { GatewayHealthReply } from '@platform/contracts'
+import type { HealthReport } from '@platform/kit'
 
 export interface GatewayHealthOptions {
   probeTimeoutMs: number
@@ -32,45 +32,27 @@ export function assess(services: GatewayHealthReply['services'], redis: Up, nats
 }
 
 /**
- * The gateway's /health and /ready. It stands in for the kit's health plugin (same name and the same
- * `readiness` decorator, which the Redis and NATS plugins register with) because the gateway's /health
- * also reports every upstream service: its breaker, whether it answers, and how fast.
+ * The gateway's /health (the kit serves it, and /ready): besides Redis and NATS it reports every upstream
+ * service: its breaker, whether it answers, and how fast. 503 while a whole service is down.
  */
-export const gatewayHealthPlugin = fp<GatewayHealthOptions>(
-  async (fastify, opts) => {
-    const readiness = createReadiness()
-    const report = readiness.report
-    fastify.decorate('readiness', readiness)
+export function gatewayHealth(opts: GatewayHealthOptions): HealthReport {
+  // One probe round at a time: concurrent /health calls share it.
+  let probing: Promise<GatewayHealthReply['services']> | null = null
+  const probe = (app: FastifyInstance) =>
+    (probing ??= app.upstreams.health(opts.probeTimeoutMs).finally(() => {
+      probing = null
+    }))
 
-    // One probe round at a time: concurrent /health calls share it.
-    let probing: Promise<GatewayHealthReply['services']> | null = null
-    const probe = () =>
-      (probing ??= fastify.upstreams.health(opts.probeTimeoutMs).finally(() => {
-        probing = null
-      }))
-
-    fastify.get('/health', { schema: { response: { 200: GatewayHealthReply, 503: GatewayHealthReply } } }, async (_request, reply) => {
-      const services = await probe()
+  return {
+    response: { 200: GatewayHealthReply, 503: GatewayHealthReply },
+    async report(app) {
+      const services = await probe(app)
       // A Redis that answers nothing (frozen) is not 'ready' either.
-      const redis = fastify.redis.status === 'ready' ? 'up' : 'down'
-      const nats = fastify.nats.connected ? 'up' : 'down'
+      const redis = app.redis.status === 'ready' ? 'up' : 'down'
+      const nats = app.nats.connected ? 'up' : 'down'
       const { status, reasons } = assess(services, redis, nats)
-      return reply.code(status === 'unhealthy' ? 503 : 200).send({
-        status,
-        reasons,
-        timestamp: new Date().toISOString(),
-        uptime: process.uptime(),
-        redis,
-        nats,
-        services
-      })
-    })
-
-    fastify.get('/ready', { schema: { response: { 200: ReadyReply, 503: ReadyReply } } }, async (_request, reply) => {
-      const result = await report()
-      return reply.code(result.status === 'unavailable' ? 503 : 200).send(result)
-    })
-  },
-  // Named like the kit's plugin on purpose: platform-redis and platform-nats depend on that name.
-  { name: 'platform-health', fastify: '5.x' }
-)
+      const body: GatewayHealthReply = { status, reasons, timestamp: new Date().toISOString(), uptime: process.uptime(), redis, nats, services }
+      return { statusCode: status === 'unhealthy' ? 503 : 200, body }
+    }
+  }
+}

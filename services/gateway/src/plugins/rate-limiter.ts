@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
 import { createRedis } from '@platform/kit'
-import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 
 /**
  * A fixed window per key, atomic in Redis: every gateway replica counts into the same key. One call
@@ -18,7 +17,11 @@ end
 return {current, ttl}
 `
 
-type LeaseCommand = (key: string, windowMs: number, size: number) => Promise<[number, number]>
+declare module 'ioredis' {
+  interface RedisCommander {
+    gatewayRateLimitLease(key: string, windowMs: number, size: number): Promise<[number, number]>
+  }
+}
 
 /** A lease is at most this many counts… */
 const MAX_LEASE = 100
@@ -70,9 +73,6 @@ export class RateLimiter {
   private readonly leases = new Map<string, Lease>()
   /** Lease requests in flight per key: concurrent requests wait for it instead of leasing again. */
   private readonly leasing = new Map<string, Promise<void>>()
-  /** Keys counted locally whose rate-limit hook has not yet read that fact (see takeLocal). */
-  private readonly pendingLocal = new Map<string, number>()
-  private readonly leaseCommand: LeaseCommand
   private degraded = false
 
   constructor(
@@ -80,9 +80,7 @@ export class RateLimiter {
     private readonly maxLocalKeys: number,
     private readonly log: Log
   ) {
-    if (!('gatewayRateLimitLease' in redis)) redis.defineCommand('gatewayRateLimitLease', { numberOfKeys: 1, lua: LEASE_SCRIPT })
-    const command = (redis as unknown as { gatewayRateLimitLease: LeaseCommand }).gatewayRateLimitLease
-    this.leaseCommand = (key, windowMs, size) => command.call(redis, key, windowMs, size)
+    redis.defineCommand('gatewayRateLimitLease', { numberOfKeys: 1, lua: LEASE_SCRIPT })
   }
 
   /** Counts one request from a lease this instance holds, when it holds one for `key` (no I/O). */
@@ -133,7 +131,7 @@ export class RateLimiter {
     let done!: () => void
     this.leasing.set(key, new Promise<void>((resolve) => (done = resolve)))
     try {
-      const [global, ttl] = await this.leaseCommand(key, Math.ceil(windowMs), size)
+      const [global, ttl] = await this.redis.gatewayRateLimitLease(key, Math.ceil(windowMs), size)
       const first = global - size + 1
       if (!this.leases.has(key) && this.leases.size >= this.maxLocalKeys) this.evictOldest(this.leases)
       // The first count is this request's; the rest of the lease serves the next ones.
@@ -161,46 +159,6 @@ export class RateLimiter {
     }
     entry.count++
     return { current: entry.count, ttl: entry.resetAt - now, local: true }
-  }
-
-  /**
-   * @fastify/rate-limit's store interface and its result do not say how a request was counted, so a
-   * store call that counted locally leaves a mark on its key; the proxy's hook (same key, right after)
-   * takes it and flags the reply with X-Degradation-Mode.
-   */
-  markLocal(key: string): void {
-    this.pendingLocal.set(key, (this.pendingLocal.get(key) ?? 0) + 1)
-  }
-
-  takeLocal(key: string): boolean {
-    const n = this.pendingLocal.get(key)
-    if (n === undefined) return false
-    if (n <= 1) this.pendingLocal.delete(key)
-    else this.pendingLocal.set(key, n - 1)
-    return true
-  }
-
-  /** The store @fastify/rate-limit is given: every route counts through this limiter. */
-  store(): FastifyRateLimitStoreCtor {
-    return storeFor(this)
-  }
-}
-
-function storeFor(limiter: RateLimiter): FastifyRateLimitStoreCtor {
-  return class GatewayRateLimitStore implements FastifyRateLimitStore {
-    incr(key: string, callback: (error: Error | null, result?: { current: number; ttl: number }) => void, timeWindow: number, max: number) {
-      const held = limiter.countHeld(key)
-      if (held) return callback(null, held)
-      limiter.count(key, timeWindow, max).then((hit) => {
-        if (hit.local) limiter.markLocal(key)
-        callback(null, hit)
-      }, callback)
-    }
-
-    // Buckets are chosen by key (see the route table), not by route: one store for all.
-    child(): FastifyRateLimitStore {
-      return this
-    }
   }
 }
 
