@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { test } from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
-import { addDegradation, DegradationReasons, joinDegradation, type DegradationTarget } from '@platform/contracts'
+import { DegradationReasons } from '@platform/contracts'
 import { bearer, startRedisServer, testToken, uniqueName, waitFor } from '@platform/kit/testing'
 import { ServiceNames, unavailableMode } from '../src/domain/route-table.js'
 import { build, deadUrl } from './helper.js'
@@ -11,12 +11,6 @@ import { portOf, startUpstream } from './upstream.js'
 const user = bearer(testToken('u1', ['user']))
 const REDIS = 'Redis unavailable: limits counted per instance'
 const CACHE = 'Cache unavailable: answered from the database'
-
-/** A reply's headers in a Map, for the helpers alone. */
-function fakeReply(): DegradationTarget & { headers: Map<string, string> } {
-  const headers = new Map<string, string>()
-  return { headers, getHeader: (name) => headers.get(name), header: (name, value) => headers.set(name, value) }
-}
 
 /** A gateway whose Redis is stopped (so it limits locally and says so), in front of a sessions upstream. */
 async function withRedisDown(t: Parameters<typeof build>[0], env: Record<string, string> = {}, listen = false) {
@@ -30,35 +24,11 @@ async function withRedisDown(t: Parameters<typeof build>[0], env: Record<string,
 }
 
 test('one table: every mode has one short sentence, and every service behind the gateway has its mode', async (t) => {
+  // The table's own rules (ASCII, no ";") and the helpers are tested in packages/contracts.
   for (const service of ServiceNames) t.ok(DegradationReasons[unavailableMode(service)], `${service} has a reason`)
-  for (const [mode, reason] of Object.entries(DegradationReasons)) {
-    t.match(reason, /^[\x20-\x7e]+$/, `${mode}: printable ASCII, fit for a header`)
-    t.notOk(reason.includes(';'), `${mode}: no ";", which joins reasons`)
-  }
   t.equal(DegradationReasons.rate_limit_local, REDIS)
   t.equal(DegradationReasons.sessions_unavailable, 'sessions service unavailable: circuit open')
   t.equal(DegradationReasons.cache_unavailable, CACHE)
-})
-
-test('the helper adds a mode and its reason once, and joins another reply modes and reasons in order', async (t) => {
-  const reply = fakeReply()
-  addDegradation(reply, 'rate_limit_local')
-  addDegradation(reply, 'rate_limit_local')
-  t.same(
-    [...reply.headers],
-    [
-      ['x-degradation-mode', 'rate_limit_local'],
-      ['x-degradation-reason', REDIS]
-    ]
-  )
-  joinDegradation(reply, 'cache_unavailable, rate_limit_local', `${CACHE}; ${REDIS}`)
-  t.equal(reply.headers.get('x-degradation-mode'), 'rate_limit_local, cache_unavailable')
-  t.equal(reply.headers.get('x-degradation-reason'), `${REDIS}; ${CACHE}`)
-
-  const bare = fakeReply()
-  joinDegradation(bare, 'cache_unavailable, something_new')
-  t.equal(bare.headers.get('x-degradation-mode'), 'cache_unavailable, something_new')
-  t.equal(bare.headers.get('x-degradation-reason'), `${CACHE}; Degraded: something_new`, 'without reasons: the table, or a generic one')
 })
 
 test("a relayed reply joins the upstream's modes and reasons after the gateway's own, for small and streamed bodies", async (t) => {

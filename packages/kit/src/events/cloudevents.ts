@@ -1,3 +1,4 @@
+// One file for the CloudEvents 1.0.2 rules (structured and binary, NATS and HTTP bindings): the spec reads in one place.
 import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
 import type { Envelope } from './envelope.js'

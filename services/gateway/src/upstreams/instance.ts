@@ -3,20 +3,14 @@ import type { BreakerState, UpstreamInstanceHealth, UpstreamProbe } from '@platf
 import type { ServiceName } from '../domain/route-table.js'
 import { BREAKER_GAUGE, type GatewayMetrics } from '../plugins/gateway-metrics.js'
 import { sendAttempt, type UpstreamResponse } from './attempt.js'
-import { Breaker } from './breaker.js'
+import { Breaker, type BreakerOptions } from './breaker.js'
 import { codeOf } from '../domain/error-code.js'
 
-export interface UpstreamOptions {
+/** The pool per instance, and the breaker each instance gets (its state reported to the gateway's metrics). */
+export interface UpstreamOptions extends Omit<BreakerOptions, 'onState'> {
   urls: Record<ServiceName, string>
   connections: number
   connectTimeoutMs: number
-  failureThreshold: number
-  errorPercentage: number
-  minVolume: number
-  windowMs: number
-  recoveryMs: number
-  /** Monotonic ms for Retry-After while a breaker is open [performance.now]; tests move it. */
-  now?: () => number
 }
 
 export interface Log {
