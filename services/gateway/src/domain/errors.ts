@@ -19,8 +19,3 @@ export const ServiceRefusedError = defineError(
 /** Never seen by the client (it left); its 4xx keeps it out of the error log. */
 export const ClientAbortedError = defineError('CLIENT_ABORTED', 'The client closed the request before its body was complete')
 export const NotFoundError = defineError('NOT_FOUND', 'No route %s %s')
-export const UriTooLongError = defineError('URI_TOO_LONG', 'The path and query are longer than the %s characters the gateway accepts')
-export const MetricsForbiddenError = defineError('FORBIDDEN', 'Metrics are not available from this address')
-
-/** Kit's (one helper for every service), kept here for the gateway's own imports. */
-export { withRetryAfter } from '@platform/kit'

@@ -2,6 +2,8 @@ import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
 import { createRedis } from '@platform/kit'
 
+// Not @fastify/rate-limit: its store answers one count per call and its hook ran on every proxied request;
+// this one leases counts (one Redis call per many requests) and falls back to per-instance counting.
 /**
  * A fixed window per key, atomic in Redis: every gateway replica counts into the same key. One call
  * takes `ARGV[2]` counts at once (a lease, see RateLimiter). The window starts with the first count and
