@@ -129,6 +129,7 @@ class DurableSubscription implements Subscription {
     await ensureStream(jsm, namespace, stream)
     await ensureStream(jsm, namespace, 'deadLetter')
     const reconnected = this.reconnectPending
+    // No consumer info (a restarted server lost it) means nothing is pending to report: upsert creates it again.
     const existing = reconnected ? await jsm.consumers.info(this.streamName, config.durable_name).catch(() => null) : null
     await upsertConsumer(jsm, this.streamName, config)
     if (reconnected && this.reconnectPending) {
