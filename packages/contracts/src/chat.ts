@@ -155,14 +155,7 @@ export const ChatMessageFrame = Type.Object(
   {
     type: Type.Literal('message'),
     ref: Type.Optional(ChatFrameRef),
-    id: ChatMessageId,
-    chatSessionId: ChatSessionId,
-    seq: Type.Integer({ minimum: 1 }),
-    sender: ChatSender,
-    content: Type.String(),
-    metadata: ChatJsonObject,
-    processingMs: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
-    createdAt: Type.String({ format: 'date-time' })
+    ...ChatMessage.properties
   },
   { additionalProperties: false }
 )
